@@ -1,0 +1,225 @@
+"""Versioned model directories: save atomically, load only what a manifest vouches for.
+
+Layout under a models directory::
+
+    models/
+      ACTIVE                       the active version id (one line; written atomically)
+      20261126-004501-1a2b3c4d/
+        model.joblib               the pickled Model
+        manifest.json              version, created, library versions, data hash and label counts,
+                                   thresholds, held-out metrics, SHA-256 of model.joblib
+
+joblib files are pickles, and unpickling runs code: `load_model` reads the manifest first, checks
+the SHA-256 of model.joblib against it and the library versions against this process, and only
+then unpickles. A version directory appears only complete (written to a temporary directory, then
+renamed).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import joblib
+import numpy
+import scipy
+import sklearn
+
+from . import features
+from .decision import Thresholds
+from .errors import ArtifactError, ArtifactTampered, ArtifactVersionMismatch
+from .model import Model
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+ACTIVE_FILE = "ACTIVE"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide whether a pickled model can be trusted in this process."""
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def version_problems(saved: dict[str, str]) -> list[str]:
+    """Differences that make a saved model unsafe to load here (empty list: fine).
+
+    scikit-learn must match exactly (its pickles are not stable across releases); numpy, scipy and
+    Python must match in major.minor.
+    """
+    here = library_versions()
+    problems = []
+    if saved.get("scikit-learn") != here["scikit-learn"]:
+        problems.append(f"scikit-learn {saved.get('scikit-learn')} (this process has {here['scikit-learn']})")
+    for name in ("numpy", "scipy", "python"):
+        if _minor(saved.get(name, "?")) != _minor(here[name]):
+            problems.append(f"{name} {saved.get(name)} (this process has {here[name]})")
+    return problems
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_model(model: Model, models_dir: str | Path, *, data_sha256: str, label_counts: dict,
+               metrics: dict, params: dict, parent: str | None = None, extra: dict | None = None,
+               created: datetime | None = None) -> Path:
+    """Write `model` as a new version directory under `models_dir` and return its path.
+
+    The version id is the creation time plus the first 8 hex digits of the model file's SHA-256.
+    Sets `model.version` to it. Does not make the version active.
+    """
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    created = created or datetime.now(timezone.utc)
+    tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=models_dir))
+    try:
+        # The version goes inside the pickle, so write once with a placeholder to hash, then name it.
+        stamp = created.strftime("%Y%m%d-%H%M%S")
+        model.version = f"{stamp}-pending"
+        joblib.dump(model, tmp / MODEL_FILE)
+        short = sha256_file(tmp / MODEL_FILE)[:8]
+        model.version = f"{stamp}-{short}"
+        joblib.dump(model, tmp / MODEL_FILE)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "features_version": features.FEATURES_VERSION,
+            "version": model.version,
+            "created": created.isoformat(timespec="seconds"),
+            "parent": parent,
+            "libraries": library_versions(),
+            "training_data": {"sha256": data_sha256, "label_counts": label_counts},
+            "thresholds": model.thresholds.to_dict(),
+            "metrics": metrics,
+            "params": params,
+            "model_sha256": sha256_file(tmp / MODEL_FILE),
+            **(extra or {}),
+        }
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_jsonable))
+        final = models_dir / model.version
+        if final.exists():
+            raise ArtifactError(f"version {model.version} already exists in {models_dir}")
+        os.rename(tmp, final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _jsonable(value):
+    if isinstance(value, (numpy.floating, numpy.integer)):
+        return value.item()
+    if isinstance(value, numpy.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in a manifest")
+
+
+def read_manifest(version_dir: str | Path) -> dict:
+    """The manifest of a version directory (ArtifactError if missing or unreadable)."""
+    path = Path(version_dir) / MANIFEST_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{version_dir} is not a model directory: {MANIFEST_FILE} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from None
+
+
+def load_model(version_dir: str | Path) -> Model:
+    """Load a model after checking its manifest, file hash and library versions."""
+    version_dir = Path(version_dir)
+    manifest = read_manifest(version_dir)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactVersionMismatch(
+            f"{version_dir}: artifact format {manifest.get('format_version')} is not supported "
+            f"(this postsieve reads format {FORMAT_VERSION}); retrain with `postsieve train`")
+    if manifest.get("features_version") != features.FEATURES_VERSION:
+        raise ArtifactVersionMismatch(
+            f"{version_dir}: built with feature extraction {manifest.get('features_version')}, this "
+            f"postsieve has {features.FEATURES_VERSION}; retrain with `postsieve train`")
+    problems = version_problems(manifest.get("libraries", {}))
+    if problems:
+        raise ArtifactVersionMismatch(
+            f"{version_dir}: saved with {'; '.join(problems)}; refusing to load a pickle across "
+            f"library versions; retrain with `postsieve train`")
+    model_path = version_dir / MODEL_FILE
+    if not model_path.exists():
+        raise ArtifactError(f"{version_dir}: {MODEL_FILE} is missing")
+    actual = sha256_file(model_path)
+    if actual != manifest.get("model_sha256"):
+        raise ArtifactTampered(
+            f"{model_path}: SHA-256 {actual[:12]}... does not match the manifest's "
+            f"{str(manifest.get('model_sha256'))[:12]}...; refusing to unpickle it")
+    try:
+        model = joblib.load(model_path)
+    except Exception as exc:  # a vouched-for file that still fails to load is a broken artifact
+        raise ArtifactError(f"{model_path}: cannot load ({type(exc).__name__}: {exc})") from None
+    if not isinstance(model, Model):
+        raise ArtifactError(f"{model_path} does not hold a postsieve model")
+    model.version = manifest["version"]
+    model.thresholds = Thresholds(**manifest["thresholds"])
+    model.metadata = manifest
+    return model
+
+
+def list_versions(models_dir: str | Path) -> list[dict]:
+    """Manifests of every complete version under `models_dir`, oldest first."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    out = []
+    for child in sorted(models_dir.iterdir()):
+        if child.is_dir() and not child.name.startswith(".") and (child / MANIFEST_FILE).exists():
+            try:
+                out.append(read_manifest(child))
+            except ArtifactError:
+                continue
+    return sorted(out, key=lambda m: (m.get("created", ""), m.get("version", "")))
+
+
+def active_version(models_dir: str | Path) -> str | None:
+    """The active version id: the ACTIVE file, else the newest version, else None."""
+    models_dir = Path(models_dir)
+    pointer = models_dir / ACTIVE_FILE
+    if pointer.exists():
+        name = pointer.read_text().strip()
+        if name:
+            return name
+    versions = list_versions(models_dir)
+    return versions[-1]["version"] if versions else None
+
+
+def set_active(models_dir: str | Path, version: str) -> None:
+    """Point ACTIVE at `version` atomically (the version must exist and load cleanly)."""
+    models_dir = Path(models_dir)
+    load_model(models_dir / version)  # refuse to activate a broken or tampered artifact
+    tmp = models_dir / f".{ACTIVE_FILE}.tmp"
+    tmp.write_text(version + "\n")
+    os.replace(tmp, models_dir / ACTIVE_FILE)
+
+
+def load_active(models_dir: str | Path) -> Model:
+    """Load the active model of a models directory."""
+    version = active_version(models_dir)
+    if version is None:
+        raise ArtifactError(f"no model in {models_dir}; run `postsieve train`")
+    return load_model(Path(models_dir) / version)

@@ -1,0 +1,231 @@
+"""The `postsieve` command line: train, evaluate, classify, score.
+
+Each command parses its options, calls one library function and turns library errors into one
+clear line (click.ClickException) with a non-zero exit. `service.cli` adds `serve`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import artifacts, scoring, workflow
+from .dataset import DEFAULT_CORPUS_DIR, FieldMap, file_format, load_corpus
+from .errors import ClassifierError, InvalidPost
+from .evaluate import evaluate, format_report
+from .model import Model
+from .train import TrainParams
+from .types import DECISIONS, LABELS, Post
+
+
+def _progress(message: str) -> None:
+    click.echo(f"postsieve: {message}", err=True)
+
+
+def load_selected_model(model_path: str | None) -> Model:
+    """A model from --model (a version dir or a models dir), else the active default one.
+
+    The default model is trained from the bundled corpus on first use, with progress on stderr.
+    """
+    try:
+        if model_path is None:
+            return workflow.ensure_model(progress=_progress)
+        path = Path(model_path)
+        if (path / artifacts.MANIFEST_FILE).exists():
+            return artifacts.load_model(path)
+        if path.is_dir():
+            return artifacts.load_active(path)
+        raise click.ClickException(f"{model_path}: no such model directory")
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+model_option = click.option(
+    "--model", "model_path", type=click.Path(file_okay=False), default=None,
+    help="Model version directory, or a models directory (its active version). "
+         "Default: the active model in $POSTSIEVE_MODEL_DIR, trained on first use.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="postsieve")
+def cli():
+    """postsieve: score forum posts for spam and off-topic content."""
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, type=click.Path(exists=True))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Models directory to add the new version to (default: $POSTSIEVE_MODEL_DIR).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds and augmentation.")
+@click.option("--no-activate", is_flag=True, help="Save the new version without making it active.")
+def train(corpus, out_dir, seed, no_activate):
+    """Train a model on labelled JSONL files and save it as a new version.
+
+    CORPUS is one or more JSONL files or directories (default: the bundled training_data/).
+    Prints the held-out (out-of-fold) metrics and the chosen thresholds.
+
+    Example:
+
+        postsieve train training_data/ --out var/models --seed 0
+    """
+    out = Path(out_dir) if out_dir else workflow.models_dir()
+    started = time.perf_counter()
+    try:
+        path = workflow.train_and_save(corpus or [DEFAULT_CORPUS_DIR], out, params=TrainParams(seed=seed),
+                                       progress=_progress, activate=not no_activate)
+    except (ClassifierError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    manifest = artifacts.read_manifest(path)
+    click.echo(format_report(manifest["metrics"]))
+    click.echo(f"\nthresholds: {json.dumps(manifest['thresholds'])}")
+    click.echo(f"model {manifest['version']} written to {path} in {time.perf_counter() - started:.1f} s")
+
+
+@cli.command(name="evaluate")
+@click.argument("labelled", nargs=-1, required=True, type=click.Path(exists=True))
+@model_option
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the full report as JSON to this file ('-' for stdout).")
+def evaluate_command(labelled, model_path, json_out):
+    """Measure a model on labelled JSONL files.
+
+    Prints per-label precision, recall, F1 and ROC-AUC, spam recall at 1 % false-positive rate,
+    the confusion matrix, decisions per label and recall per spam kind.
+
+    Example:
+
+        postsieve evaluate my_labelled_posts.jsonl --json report.json
+    """
+    model = load_selected_model(model_path)
+    try:
+        corpus = load_corpus(labelled)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = evaluate(model, corpus.examples)
+    if json_out == "-":
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(format_report(report))
+    if json_out:
+        Path(json_out).write_text(json.dumps(report, indent=2))
+        click.echo(f"report written to {json_out}")
+
+
+@cli.command()
+@click.option("--title", default=None, help="Post title.")
+@click.option("--body", default=None, help="Post body; without it, read from stdin (JSON object or plain text).")
+@click.option("--category", default=None, help="Category the post was filed in.")
+@click.option("--id", "post_id", default="cli", show_default=True, help="Post id echoed in the output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON output contract instead of a summary.")
+@model_option
+def classify(title, body, category, post_id, as_json, model_path):
+    """Classify one post given as options or on stdin.
+
+    Example:
+
+        postsieve classify --title "Watershed splits nuclei" --body "..." --category "3D Segmentation"
+        echo '{"id": 1, "title": "", "body": "thanks, that worked"}' | postsieve classify --json
+    """
+    try:
+        post = _post_from_input(title, body, category, post_id)
+    except InvalidPost as exc:
+        raise click.ClickException(f"invalid post: {exc}") from None
+    model = load_selected_model(model_path)
+    scored = model.score_one(post)
+    if as_json:
+        click.echo(json.dumps(scored.to_dict(), ensure_ascii=False))
+        return
+    click.echo(f"{scored.decision.upper()}  label={scored.label}  " +
+               "  ".join(f"{label}={scored.scores[label]:.3f}" for label in LABELS))
+    for h in scored.highlights:
+        text = post.title if h.field == "title" else post.body
+        click.echo(f"  [{h.score:.2f}] {h.field}[{h.start}:{h.end}]: {text[h.start:h.end][:200]}")
+    if scored.reasons:
+        click.echo("  reasons: " + ", ".join(f"{r.feature!r} {r.weight:+.2f}" for r in scored.reasons))
+    click.echo(f"  model {scored.model_version}")
+
+
+def _post_from_input(title, body, category, post_id) -> Post:
+    if body is None:
+        raw = sys.stdin.read()
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            return Post.from_dict({"id": post_id, "title": title or "", "category": category, **record})
+        body = raw
+    return Post.from_dict({"id": post_id, "title": title or "", "body": body, "category": category})
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=str)
+@click.option("-o", "--output", "output_path", default="-", show_default=True,
+              help="Output file (.jsonl or .csv, optionally .gz) or '-' for stdout.")
+@click.option("--input-format", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="Input format (default: from the extension; stdin is JSONL).")
+@click.option("--output-format", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="Output format (default: from the extension; stdout is JSONL).")
+@click.option("--id-field", default="id", show_default=True, help="Input column holding the post id.")
+@click.option("--title-field", default="title", show_default=True, help="Input column holding the title.")
+@click.option("--body-field", default="body", show_default=True, help="Input column holding the body.")
+@click.option("--category-field", default="category", show_default=True,
+              help="Input column holding the category.")
+@click.option("--skip-bad", is_flag=True,
+              help="Skip malformed rows (each reported on stderr and counted) instead of stopping.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
+@model_option
+def score(input_path, output_path, input_format, output_format, id_field, title_field, body_field,
+          category_field, skip_bad, progress, model_path):
+    """Score a file of posts, streaming, writing the output contract in input order.
+
+    INPUT is a JSONL or CSV file (optionally .gz), or '-' for stdin. Memory stays flat whatever
+    the input size. A malformed row stops the run with its line number unless --skip-bad.
+
+    Example:
+
+        postsieve score export.jsonl -o scored.jsonl
+        postsieve score posts.csv --body-field message -o scored.csv
+    """
+    try:
+        in_fmt = file_format(input_path, input_format)
+        out_fmt = file_format(output_path, output_format)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    if input_path != "-" and not Path(input_path).is_file():
+        raise click.ClickException(f"{input_path}: no such file")
+    model = load_selected_model(model_path)
+    fields = FieldMap(id=id_field, title=title_field, body=body_field, category=category_field)
+    source, counter = scoring.open_input(input_path)
+    show = progress if progress is not None else (counter is not None and sys.stderr.isatty())
+    total = Path(input_path).stat().st_size if counter is not None else 0
+    summary = scoring.ScoreSummary()
+
+    def on_bad(row):
+        click.echo(f"postsieve: skipped {input_path}:{row.line}: {row.error}", err=True)
+
+    try:
+        with source, scoring.open_output(output_path) as sink, \
+                click.progressbar(length=max(total, 1), label="scoring", file=sys.stderr, hidden=not show,
+                                  item_show_func=lambda _: _live_counts(summary)) as bar:
+            def on_chunk(s):
+                if counter is not None:
+                    bar.update(counter.count - bar.pos)
+
+            scoring.score_stream(model, source, in_fmt, scoring.writer_for(sink, out_fmt), path=input_path,
+                                 fields=fields, skip_bad=skip_bad, summary=summary, on_chunk=on_chunk,
+                                 on_bad=on_bad)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{input_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except KeyboardInterrupt:
+        raise click.ClickException(f"interrupted after {summary.scored} posts") from None
+    click.echo(summary.format(), err=True)
+
+
+def _live_counts(summary) -> str:
+    return f"{summary.scored} posts " + " ".join(f"{d}={summary.decisions.get(d, 0)}" for d in DECISIONS)

@@ -1,0 +1,207 @@
+"""Read labelled corpora and unlabelled post files, line by line, with errors that name the line.
+
+A labelled record is a post (`id`, `title`, `body`, `category`) plus `label` and, for spam and
+off-topic, a `kind`. Spam records may carry `promo`: the exact promotional substrings, which
+training uses as sentence-level examples and evaluation uses to check highlights. `group` ties
+variants of one source text together so a split never separates them (default: the id).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from .errors import CorpusError, InvalidPost
+from .types import LABELS, Post
+
+DEFAULT_CORPUS_DIR = Path(__file__).resolve().parent.parent / "training_data"
+
+
+@dataclass(frozen=True)
+class Example:
+    """A post with its label: the unit of training and evaluation."""
+
+    post: Post
+    label: str
+    kind: str = ""
+    promo: tuple[str, ...] = ()
+    group: str = ""
+    weight: float = 1.0
+    source: str = ""  # "corpus", "augmented", "feedback", ...
+
+    @property
+    def group_key(self) -> str:
+        return self.group or self.post.id
+
+
+@dataclass
+class Corpus:
+    """Examples read from files, with the SHA-256 of the bytes read (the manifest's data hash)."""
+
+    examples: list[Example]
+    sha256: str
+    files: list[str] = field(default_factory=list)
+
+    def label_counts(self) -> dict[str, int]:
+        counts = Counter(e.label for e in self.examples)
+        return {label: counts.get(label, 0) for label in LABELS}
+
+    def kind_counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, Counter] = {label: Counter() for label in LABELS}
+        for e in self.examples:
+            out[e.label][e.kind or "-"] += 1
+        return {label: dict(sorted(c.items())) for label, c in out.items()}
+
+
+def example_from_record(record: dict) -> Example:
+    """Validate one labelled record and build an Example (raises InvalidPost)."""
+    post = Post.from_dict(record)
+    label = record.get("label")
+    if label not in LABELS:
+        raise InvalidPost(f"label must be one of {', '.join(LABELS)}, got {label!r}")
+    promo = record.get("promo") or ()
+    if isinstance(promo, str):
+        promo = (promo,)
+    if not all(isinstance(p, str) for p in promo):
+        raise InvalidPost("promo must be a list of strings")
+    return Example(post=post, label=label, kind=str(record.get("kind") or ""), promo=tuple(promo),
+                   group=str(record.get("group") or ""), source="corpus")
+
+
+def corpus_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand directories into their *.jsonl files (sorted, so the data hash is stable)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(p.glob("*.jsonl")))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise CorpusError("no such file or directory", path=p)
+    if not out:
+        raise CorpusError("no *.jsonl corpus files found", path=", ".join(map(str, paths)))
+    return out
+
+
+def load_corpus(paths: Iterable[str | Path] = (DEFAULT_CORPUS_DIR,)) -> Corpus:
+    """Read labelled JSONL files; any bad line stops with a CorpusError naming file and line."""
+    files = corpus_files(paths)
+    digest = hashlib.sha256()
+    examples: list[Example] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        data = path.read_bytes()
+        digest.update(path.name.encode() + b"\0" + data)
+        for lineno, line in enumerate(data.decode("utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                example = example_from_record(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise CorpusError(f"malformed JSON ({exc.msg})", path=path, line=lineno) from None
+            except InvalidPost as exc:
+                raise CorpusError(str(exc), path=path, line=lineno) from None
+            if example.post.id in seen:
+                raise CorpusError(f"duplicate id {example.post.id!r} (first in {seen[example.post.id]})",
+                                  path=path, line=lineno)
+            seen[example.post.id] = f"{path.name}"
+            examples.append(example)
+    return Corpus(examples=examples, sha256=digest.hexdigest(), files=[str(f) for f in files])
+
+
+# -- unlabelled post files for scoring -----------------------------------------------------
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which input columns hold the post's fields (exports name them differently)."""
+
+    id: str = "id"
+    title: str = "title"
+    body: str = "body"
+    category: str = "category"
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A line that could not be read as a post: kept so it is counted, never silently dropped."""
+
+    line: int
+    error: str
+
+
+def file_format(path: str, explicit: str | None = None) -> str:
+    """'jsonl' or 'csv', from an explicit choice or the file name (.gz ignored); '-' means JSONL."""
+    if explicit:
+        if explicit not in ("jsonl", "csv"):
+            raise CorpusError(f"format must be jsonl or csv, got {explicit!r}", path=path)
+        return explicit
+    name = path[:-3] if path.endswith(".gz") else path
+    if name == "-" or name.endswith((".jsonl", ".json", ".ndjson")):
+        return "jsonl"
+    if name.endswith(".csv"):
+        return "csv"
+    raise CorpusError("cannot tell the format from the name; use .jsonl or .csv, or --format", path=path)
+
+
+def read_posts(stream: IO[str], fmt: str, *, fields: FieldMap = FieldMap(), path: str = "-") -> Iterator[Post | BadRow]:
+    """Yield a Post per input row, or a BadRow for a line that cannot be one.
+
+    A missing column in a CSV header is an error for the whole file (raised at once), because
+    every row would fail the same way.
+    """
+    if fmt == "csv":
+        yield from _read_csv(stream, fields, path)
+    else:
+        yield from _read_jsonl(stream, fields)
+
+
+def _mapped(record: dict, fields: FieldMap) -> dict:
+    if fields == FieldMap():
+        return record
+    out = dict(record)
+    for target in ("id", "title", "body", "category"):
+        source = getattr(fields, target)
+        if source in record:
+            out[target] = record[source]
+    return out
+
+
+def _read_jsonl(stream, fields: FieldMap) -> Iterator[Post | BadRow]:
+    for lineno, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield BadRow(lineno, f"malformed JSON ({exc.msg})")
+            continue
+        try:
+            yield Post.from_dict(_mapped(record, fields) if isinstance(record, dict) else record)
+        except InvalidPost as exc:
+            yield BadRow(lineno, str(exc))
+
+
+def _read_csv(stream, fields: FieldMap, path: str) -> Iterator[Post | BadRow]:
+    reader = csv.DictReader(stream)
+    header = reader.fieldnames or []
+    required = [fields.id, fields.title, fields.body]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise CorpusError(
+            f"missing column(s) {', '.join(missing)}; columns found: {', '.join(header) or '(none)'}",
+            path=path, line=1)
+    for row in reader:
+        lineno = reader.line_num
+        if None in row:
+            yield BadRow(lineno, "more fields than the header has")
+            continue
+        record = {"id": row.get(fields.id), "title": row.get(fields.title) or "",
+                  "body": row.get(fields.body), "category": row.get(fields.category) or None}
+        try:
+            yield Post.from_dict(record)
+        except InvalidPost as exc:
+            yield BadRow(lineno, str(exc))

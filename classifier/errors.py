@@ -1,0 +1,46 @@
+"""Exceptions raised by the classifier library.
+
+    ClassifierError
+     ├── InvalidPost            a post record is missing a field or has a wrong type
+     ├── CorpusError            a labelled file cannot be read (names file and line)
+     ├── NotFittedError         scoring a model that was never trained
+     └── ArtifactError          a model directory cannot be trusted or read
+          ├── ArtifactTampered        model.joblib does not match its manifest's SHA-256
+          └── ArtifactVersionMismatch saved with other library or format versions
+
+The CLI and the HTTP layer turn these into one clear line or one JSON error shape.
+"""
+
+
+class ClassifierError(Exception):
+    """Base class for every error the classifier raises on purpose."""
+
+
+class InvalidPost(ClassifierError, ValueError):
+    """A post record is missing a required field or has a field of the wrong type."""
+
+
+class CorpusError(ClassifierError):
+    """A labelled or unlabelled input file has a bad line; the message names file and line."""
+
+    def __init__(self, message, *, path=None, line=None):
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}: " if path is not None and line is not None else (f"{path}: " if path else "")
+        super().__init__(f"{where}{message}")
+
+
+class NotFittedError(ClassifierError):
+    """The model has not been trained yet."""
+
+
+class ArtifactError(ClassifierError):
+    """A model directory is missing, incomplete or unreadable."""
+
+
+class ArtifactTampered(ArtifactError):
+    """The model file's SHA-256 differs from the one its manifest vouches for."""
+
+
+class ArtifactVersionMismatch(ArtifactError):
+    """The artifact was saved with a different format or library version."""

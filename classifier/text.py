@@ -1,0 +1,823 @@
+"""Text clean-up and feature extraction for forum posts (spam / off-topic scoring).
+
+Everything here is a small pure function on ``str`` built from precompiled,
+module-level regular expressions; the only module state is constants.  The
+functions sit on the scoring hot path, so each one has a cheap early exit for
+the common case (plain ASCII prose, no HTML, no obfuscation) and avoids
+per-character Python loops.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from bisect import bisect_right
+
+__all__ = [
+    "strip_html",
+    "nfkc",
+    "remove_invisible",
+    "straighten_quotes",
+    "deobfuscate",
+    "squeeze_space",
+    "normalise",
+    "find_urls",
+    "url_domain",
+    "find_emails",
+    "find_phones",
+    "sentence_spans",
+]
+
+
+def _alternation(words) -> str:
+    """Build a regex alternation that tries longer words first, so 'co' never pre-empts 'com'."""
+    return "|".join(sorted({re.escape(w) for w in words}, key=lambda w: (-len(w), w)))
+
+
+# --------------------------------------------------------------------------------------
+# Top-level domains
+# --------------------------------------------------------------------------------------
+
+# TLDs recognised in bare domains ("brightessays.com").  Deliberately excludes TLDs that
+# collide with common file extensions (py, sh, pl, md, rs, so, cc, ps, ml, zip, mov ...)
+# and English words that are also common attribute names in code (host, page, link ...).
+_URL_TLDS = frozenset(
+    """
+    com net org edu gov io co info biz me tv us uk ca au nz ie de fr es nl be ch se dk fi
+    pl cz ru ua in cn jp kr br mx ar cl za ng ke pk ph sg vn tr eu asia ly gl gd ai
+    xyz top online site shop store club app dev pro live life world today news blog
+    tech website bid loan vip icu fun buzz best academy agency services solutions
+    digital guru
+    """.split()
+)
+
+# TLDs that are also ordinary English words: after a spelled-out "dot" they are only
+# trusted at the end of a phrase ("brand dot in." yes, "a red dot in the image" no).
+_WORDY_TLDS = frozenset(
+    """
+    in me us co be top shop store site online club app pro live life world today news
+    blog tech fun best bid loan guru academy agency services solutions digital
+    """.split()
+)
+
+# TLDs that, written with a capital ("Example.Com"), are not plausible sentence starts;
+# used so the glued-sentence rule ("March.To get") does not cut domains apart.
+_GLUE_SAFE_WORDS = frozenset(
+    (_URL_TLDS - _WORDY_TLDS)
+    | set(
+        """
+        tif tiff png jpg jpeg gif bmp svg webp pdf txt csv tsv json xml yml yaml zip gz tar
+        py ijm java js ts czi lif nd2 ome zarr h5 hdf5 npy npz mat lsm oib oir vsi ims mrc
+        html htm php aspx md doc docx xls xlsx ppt pptx mp4 avi mov exe dll so sh
+        """.split()
+    )
+)
+
+_TLD_ALT = _alternation(_URL_TLDS)
+_NONSPACE_RUN = re.compile(r"\S*")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+
+# --------------------------------------------------------------------------------------
+# strip_html
+# --------------------------------------------------------------------------------------
+
+_HTML_HINT = re.compile(
+    r"<[A-Za-z/!]|&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});"
+)
+_ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
+
+# Starts with the literal "<" so the engine jumps from one "<" to the next.
+_HTML_TOKEN = re.compile(
+    r"""
+    <(?:
+        (?P<comment>!--.*?(?:-->|\Z))
+      | (?P<raw>(?P<rawname>script|style)\b[^>]*>.*?(?:</(?P=rawname)\s*>|\Z))
+      | (?P<decl>!(?:doctype\b|\[CDATA\[)[^>]*>)
+      | (?P<anchor>a\b(?P<aattrs>[^>]*)>(?P<atext>.*?)</a\s*>)
+      | (?P<tag>/?(?P<name>[A-Za-z][A-Za-z0-9]*(?::[A-Za-z][A-Za-z0-9]*)?)
+          (?P<attrs>(?:\s+[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]+))?)*)
+          \s*/?>)
+    )
+    """,
+    re.I | re.S | re.X,
+)
+_HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
+_ALT = re.compile(r"""\balt\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
+_LINK_KEY_PREFIX = re.compile(r"^(?:[a-z][a-z0-9+.-]*:(?://)?)?(?:www\d{0,3}\.)?")
+
+_KNOWN_TAGS = frozenset(
+    """
+    a abbr acronym address area article aside audio b base bdi bdo big blink blockquote body
+    br button canvas caption center cite code col colgroup data datalist dd del details dfn
+    dialog dir div dl dt em embed fieldset figcaption figure font footer form frame frameset
+    h1 h2 h3 h4 h5 h6 head header hgroup hr html i iframe img input ins kbd label legend li
+    link main map mark marquee menu meta meter nav nobr noscript object ol optgroup option
+    output p param picture pre progress q rp rt ruby s samp script section select small
+    source span strike strong style sub summary sup svg table tbody td template textarea
+    tfoot th thead time title tr track tt u ul var video wbr
+    """.split()
+)
+_BLOCK_TAGS = frozenset(
+    """
+    address article aside blockquote body br center dd details dialog dir div dl dt fieldset
+    figcaption figure footer form h1 h2 h3 h4 h5 h6 head header hgroup hr html li main menu
+    nav ol p pre section summary table tbody tfoot thead title tr ul
+    """.split()
+)
+_CELL_TAGS = frozenset(("td", "th"))
+
+
+def _attr_value(regex: re.Pattern, attrs: str) -> str | None:
+    """Pull one attribute value out of a tag, whichever quoting style was used."""
+    m = regex.search(attrs)
+    if m is None:
+        return None
+    return next(g for g in m.groups() if g is not None)
+
+
+def _link_key(s: str) -> str:
+    """Reduce a link or its text to a comparable form so 'foo.com' matches 'https://www.foo.com/'."""
+    s = html.unescape(s).strip().lower()
+    return _LINK_KEY_PREFIX.sub("", s, count=1).rstrip("/")
+
+
+def _render_anchor(m: re.Match) -> str:
+    """Render <a href=URL>TEXT</a> as 'TEXT (URL)' so link targets survive as plain text."""
+    href = _attr_value(_HREF, m.group("aattrs"))
+    inner = _HTML_TOKEN.sub(_render_html_token, m.group("atext"))
+    text = " ".join(inner.split())
+    href = href.strip() if href else ""
+    if not href or href.startswith("#") or href.lower().startswith("javascript:"):
+        return text
+    if not text or _link_key(text) == _link_key(href):
+        return href
+    return f"{text} ({href})"
+
+
+def _render_html_token(m: re.Match) -> str:
+    """Replace one HTML token by its plain-text equivalent; unknown '<words>' stay as text."""
+    if m.group("anchor") is not None:
+        return _render_anchor(m)
+    if m.group("tag") is None:  # comment, script/style block, doctype
+        return ""
+    name = m.group("name").lower()
+    if name in _BLOCK_TAGS:
+        return "\n"
+    if name == "img":
+        return _attr_value(_ALT, m.group("attrs")) or ""
+    if name in _CELL_TAGS:
+        return " "
+    if name in _KNOWN_TAGS or ":" in name:
+        return ""
+    return m.group(0)
+
+
+def strip_html(text: str) -> str:
+    """Turn HTML into plain text, keeping link targets."""
+    if ("<" not in text and "&" not in text) or not _HTML_HINT.search(text):
+        return text
+    out = _HTML_TOKEN.sub(_render_html_token, text)
+    # Unescape only after tags are gone, so "&lt;b&gt;" ends up as the literal text "<b>".
+    if out != text or _ENTITY.search(out):
+        out = html.unescape(out)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Character-level clean-up
+# --------------------------------------------------------------------------------------
+
+
+def nfkc(text: str) -> str:
+    """Fold compatibility characters (fullwidth, ligatures, styled letters) so look-alikes compare equal."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text
+    return unicodedata.normalize("NFKC", text)
+
+
+# Zero-width and format characters, bidi controls, soft hyphen, Hangul fillers, tag characters
+# and C0/C1 controls (except tab and newline) are deleted; odd spaces become " ", Unicode line
+# breaks "\n".  One character class, one scan; the callback only runs on the rare hits.
+_ODD_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u180e"
+    "\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u2069\u3000\u3164\ufeff\uffa0"
+    "\U000e0000-\U000e007f]"
+)
+_ASCII_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ASCII_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_ODD_SPACES = frozenset("\x0b\x0c\u00a0\u1680\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B))))
+_ODD_LINEBREAKS = frozenset("\x85\u2028\u2029")
+
+
+def _odd_char_replacement(m: re.Match) -> str:
+    """Say what one odd character becomes: a space, a newline, or nothing."""
+    ch = m.group()
+    if ch in _ODD_SPACES:
+        return " "
+    return "\n" if ch in _ODD_LINEBREAKS else ""
+
+
+def remove_invisible(text: str) -> str:
+    """Drop zero-width, bidi and control characters and unify odd spaces, which spammers use to split words."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii():
+        raw = text.encode("ascii")
+        if len(raw.translate(None, _ASCII_CONTROL_BYTES)) == len(raw):
+            return text
+        return _ASCII_CONTROL.sub(_odd_char_replacement, text)
+    return _ODD_CHARS.sub(_odd_char_replacement, text)
+
+
+_TYPOGRAPHIC_MAP = {
+    **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u2035\u02bc\u2039\u203a", "'"),
+    **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u2036\u00ab\u00bb", '"'),
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", "-"),
+    "\u2026": "...",
+}
+_TYPOGRAPHIC = re.compile("[" + "".join(_TYPOGRAPHIC_MAP) + "]")
+
+
+def _typographic_replacement(m: re.Match) -> str:
+    """Look up the ASCII spelling of one typographic character."""
+    return _TYPOGRAPHIC_MAP[m.group()]
+
+
+def straighten_quotes(text: str) -> str:
+    """Map typographic quotes, primes, dashes and the ellipsis to ASCII so patterns need only one spelling."""
+    if text.isascii():
+        return text
+    return _TYPOGRAPHIC.sub(_typographic_replacement, text)
+
+
+# --------------------------------------------------------------------------------------
+# deobfuscate
+# --------------------------------------------------------------------------------------
+
+_BRACKET_DOT = r"[ \t]*[\[({<][ \t]*(?:(?i:dot)|\.)[ \t]*[\])}>][ \t]*"
+_WORDY_DOT = r"[ \t]+(?i:dot)[ \t]+|[ \t]+\.[ \t]+"
+_OBF_SEP = rf"(?:{_BRACKET_DOT}|{_WORDY_DOT})"
+_ANY_SEP = rf"(?:{_OBF_SEP}|\.)"
+
+# A spelled-out, spaced or bracketed dot.  The finder starts with a character class so the
+# engine can skip ahead; the full chain regex then runs only in a window around each hit.
+_OBF_SEP_HIT = re.compile(
+    r"[ \t\[({<](?:(?<=[ \t])[ \t]*(?:(?i:dot)|\.)[ \t]+|(?<=[\[({<])[ \t]*(?:(?i:dot)|\.)[ \t]*[\])}>])"
+)
+_HXXP = re.compile(r"(?i)\bhxxp(s?)(?:\[:\]|:)//")
+_SPACED_WWW = re.compile(
+    rf"[wW](?<![\w.][wW])[ \t]*[wW][ \t]*[wW](?:{_OBF_SEP}|\.|[ \t]+)"
+    rf"(?={_LABEL}(?:{_ANY_SEP}{_LABEL})*{_ANY_SEP}(?i:{_TLD_ALT})(?![\w-]))"
+)
+_DOMAIN_CHAIN = re.compile(
+    rf"(?<![\w.@-])(?P<chain>(?P<first>{_LABEL})(?:{_ANY_SEP}{_LABEL})*{_ANY_SEP}(?P<tld>(?i:{_TLD_ALT})))"
+    rf"(?![\w-]|\.[A-Za-z0-9])"
+)
+_OBF_SEP_RE = re.compile(_OBF_SEP)
+_WORDY_DOT_RE = re.compile(_WORDY_DOT)
+_WORDY_TLD_END = re.compile(r"[ \t]*(?:$|\n|[^\w\s]|[ \t][A-Z0-9])")
+_DOTCOM_PHRASE = re.compile(
+    r"[ \t]+(?i:bubble|boom|bust|burst|era|crash|compan(?:y|ies)|days|startups?|age|mania|millionaires?)\b"
+)
+_DOT_STOPWORDS = frozenset(
+    """
+    the a an this that these those my your his her its our their one each every any some no
+    of in on at to for with by from and or but is was be are were as per into onto than
+    red blue green black white yellow orange purple pink grey gray bright dark big small tiny
+    large huge single little first last next same another other decimal polka center centre
+    middle connect dot dots
+    """.split()
+)
+_BRACKET_AT_DOMAIN = rf"(?=(?:{_LABEL}\.)+[A-Za-z]{{2,24}}\b)"
+_SPACED_AT_DOMAIN = rf"(?=(?:{_LABEL}\.)+(?i:{_TLD_ALT})\b)"
+_OBF_AT = re.compile(
+    rf"""
+    [ \t\[({{<](?<=[A-Za-z0-9_.+-].)
+    (?: (?<=[\[({{<])[ \t]*(?i:at)[ \t]*[\])}}>][ \t]*{_BRACKET_AT_DOMAIN}
+      | (?<=[ \t])[ \t]*(?: [\[({{<][ \t]*(?i:at)[ \t]*[\])}}>][ \t]*{_BRACKET_AT_DOMAIN}
+                         | @[ \t]+{_SPACED_AT_DOMAIN} )
+    )
+    """,
+    re.X,
+)
+# Gates: a spaced or bracketed "." (literal first character, so the scan is cheap) ...
+_DOT_CHAR_HINT = re.compile(r"\.(?:(?<=[ \t\[({<]\.)|(?<=[ \t\[({<][ \t]\.)|(?=[ \t]?[\])}>]))")
+# ... and substrings of the lower-cased text (a plain `in` test is far cheaper than a regex).
+_WWW_HINTS = ("w w", "www ")
+
+
+def _undo_dot_chain(m: re.Match) -> str:
+    """Rejoin one 'brand dot com' style chain unless it reads like ordinary prose."""
+    chain = m.group("chain")
+    if not _OBF_SEP_RE.search(chain):
+        return chain
+    if _WORDY_DOT_RE.search(chain):
+        # Spelled-out or spaced dots are also normal English: apply the prose guards.
+        if m.group("first").lower() in _DOT_STOPWORDS:
+            return chain
+        tld = m.group("tld").lower()
+        if tld in _WORDY_TLDS and not _WORDY_TLD_END.match(m.string, m.end()):
+            return chain
+        if tld == "com" and _DOTCOM_PHRASE.match(m.string, m.end()):
+            return chain
+    return _OBF_SEP_RE.sub(".", chain)
+
+
+def _chain_windows(text: str) -> list[tuple[int, int]]:
+    """Find the stretches around obfuscated dots, from the token before to a few tokens after."""
+    windows: list[tuple[int, int]] = []
+    n = len(text)
+    for m in _OBF_SEP_HIT.finditer(text):
+        left = m.start()
+        while left and text[left - 1] in " \t":
+            left -= 1
+        left = max(text.rfind(" ", 0, left), text.rfind("\n", 0, left), text.rfind("\t", 0, left)) + 1
+        right = min(n, m.end() + 120)
+        right = _NONSPACE_RUN.match(text, right).end()
+        if windows and left <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(windows[-1][1], right))
+        else:
+            windows.append((left, right))
+    return windows
+
+
+def _undo_dot_chains(text: str) -> str:
+    """Rejoin every obfuscated domain, scanning only the windows around obfuscated dots."""
+    pieces = []
+    last = 0
+    for left, right in _chain_windows(text):
+        for m in _DOMAIN_CHAIN.finditer(text, left, right):
+            fixed = _undo_dot_chain(m)
+            if fixed != m.group(0):
+                pieces.append(text[last : m.start()])
+                pieces.append(fixed)
+                last = m.end()
+    if not pieces:
+        return text
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def deobfuscate(text: str) -> str:
+    """Undo 'brand dot com', '[at]', 'w w w' and 'hxxp' tricks used to dodge link and contact filters."""
+    low = text.lower()
+    if "hxxp" in low:
+        text = _HXXP.sub(r"http\1://", text)
+    if any(h in low for h in _WWW_HINTS):
+        text = _SPACED_WWW.sub("www.", text)
+    if "dot" in low or _DOT_CHAR_HINT.search(text):
+        text = _undo_dot_chains(text)
+    if "@" in text or any(c in text and "at" + c in low.replace(" ", "") for c in ")]}>"):
+        text = _OBF_AT.sub("@", text)
+    return text
+
+
+# --------------------------------------------------------------------------------------
+# squeeze_space / normalise
+# --------------------------------------------------------------------------------------
+
+# Literal prefixes ("  ", "\n\n\n") let the regex engine skip straight to candidate spots.
+_MULTI_SPACE = re.compile(r"  +")
+_MANY_NL = re.compile(r"\n\n\n+")
+
+
+def squeeze_space(text: str) -> str:
+    """Collapse whitespace runs so tokenisation and length features do not depend on layout."""
+    if "\t" in text or "\f" in text or "\v" in text:
+        text = text.replace("\t", " ").replace("\f", " ").replace("\v", " ")
+    if "  " in text:
+        text = _MULTI_SPACE.sub(" ", text)
+    if "\n" in text:
+        text = text.replace(" \n", "\n").replace("\n ", "\n")
+        if "\n\n\n" in text:
+            text = _MANY_NL.sub("\n\n", text)
+    return text.strip()
+
+
+def normalise(text: str) -> str:
+    """strip_html -> nfkc -> remove_invisible -> straighten_quotes -> deobfuscate -> squeeze_space (in that order; document why the order matters).
+
+    Why this order:
+    * strip_html first: entities can encode anything the later steps look for
+      (&#8203; is a zero-width space, &rdquo; a curly quote, &nbsp; an odd space),
+      and link targets hidden in href attributes must become text before link
+      clean-up.  It unescapes entities itself only after removing tags, so
+      "&lt;b&gt;" stays visible as "<b>".
+    * nfkc before the character maps: NFKC turns fullwidth / styled look-alikes
+      ("ｗｗｗ．ｂｒａｎｄ．ｃｏｍ", "ℌ", "＂") into plain characters, so the later
+      steps only need ASCII patterns.
+    * remove_invisible before deobfuscate and squeeze_space: "w\\u200bw\\u200bw"
+      must become "www", and NBSP must become a plain space, before spaced-out
+      patterns are matched and runs of spaces collapsed.
+    * straighten_quotes before deobfuscate and URL finding: curly quotes around a
+      URL then become ASCII punctuation that the URL matcher strips, and unicode
+      dashes inside phone numbers become "-".
+    * deobfuscate before squeeze_space: it relies on the characters being clean,
+      and may leave spacing that squeeze_space then tidies.
+    * squeeze_space last: every earlier step can delete characters or insert
+      newlines, leaving irregular whitespace behind.
+    """
+    text = strip_html(text)
+    text = nfkc(text)
+    text = remove_invisible(text)
+    text = straighten_quotes(text)
+    text = deobfuscate(text)
+    return squeeze_space(text)
+
+
+# --------------------------------------------------------------------------------------
+# URLs, e-mail addresses, phone numbers
+# --------------------------------------------------------------------------------------
+
+_URL_BODY = r"[^\s<>\"`\[\]{}|\\^]"
+_URL_RE = re.compile(
+    rf"""
+      (?P<scheme>\b(?:https?|ftp)://{_URL_BODY}+)
+    | (?P<www>\bwww\d{{0,3}}\.{_LABEL}\.[A-Za-z]{_URL_BODY}*)
+    | (?P<bare>(?<![\w.@/:%+-])(?P<first>{_LABEL})(?:\.{_LABEL})*\.(?:{_TLD_ALT})
+        (?![\w@-]|\.[A-Za-z0-9])(?::\d{{2,5}})?(?:[/?\#]{_URL_BODY}*)?)
+    """,
+    re.I | re.X,
+)
+_URL_TRAILING = frozenset(".,;:!?'\"*")
+_URL_CLOSERS = {")": "(", "]": "[", "}": "{"}
+# First labels that show a dotted name is code or a reverse-DNS package, not a domain.
+_CODE_FIRST_LABELS = frozenset(
+    """
+    com org net edu io self this cls np os sys plt pd df cv cv2 ij imp obj args kwargs
+    params config cfg opts options event evt el elem node window document math torch tf
+    rect bbox style props state ctx app
+    """.split()
+)
+
+
+def _trim_url(url: str) -> str:
+    """Drop sentence punctuation and unbalanced closing brackets that stuck to the end of a URL."""
+    while url:
+        last = url[-1]
+        if last in _URL_TRAILING:
+            url = url[:-1]
+        elif last in _URL_CLOSERS and url.count(_URL_CLOSERS[last]) < url.count(last):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def find_urls(text: str) -> list[str]:
+    """List the URLs and bare domains in normalised text, in order of appearance."""
+    if "." not in text:
+        return []
+    urls = []
+    for m in _URL_RE.finditer(text):
+        if m.group("bare") is not None:
+            end = m.end()
+            if end < len(text) and text[end] in "(=":
+                continue  # a method call or assignment in code: df.info(
+            if m.group("first").lower() in _CODE_FIRST_LABELS and m.group("bare").count(".") >= 1:
+                if m.group("first").lower() != "app" or "/" not in m.group("bare"):
+                    continue
+        url = _trim_url(m.group(0))
+        if m.group("scheme") is not None and len(url) <= url.index("://") + 3:
+            continue
+        if url:
+            urls.append(url)
+    return urls
+
+
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_URL_HOST_END = re.compile(r"[/?#]")
+_WWW_PREFIX = re.compile(r"^www\d{0,3}\.")
+_PORT = re.compile(r":\d*$")
+
+
+def url_domain(url: str) -> str:
+    """Reduce a URL to its registrable-looking host so links to one site group together."""
+    host = _URL_SCHEME.sub("", url.strip(), count=1)
+    host = _URL_HOST_END.split(host, maxsplit=1)[0]
+    host = host.rpartition("@")[2]
+    host = _PORT.sub("", host).lower().rstrip(".")
+    return _WWW_PREFIX.sub("", host, count=1)
+
+
+_EMAIL_RE = re.compile(
+    rf"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{{0,63}}@(?:{_LABEL}\.)+(?P<tld>[A-Za-z]{{2,24}})"
+    rf"(?![\w-]|\.[A-Za-z0-9]|@)"
+)
+_NOT_EMAIL_TLDS = frozenset("png jpg jpeg gif svg webp tif tiff bmp".split())
+
+
+def find_emails(text: str) -> list[str]:
+    """List e-mail addresses, skipping retina image names like 'logo@2x.png'."""
+    if "@" not in text:
+        return []
+    return [
+        m.group(0)
+        for m in _EMAIL_RE.finditer(text)
+        if m.group("tld").lower() not in _NOT_EMAIL_TLDS and ".." not in m.group(0)
+    ]
+
+
+_PHONE_CAND = re.compile(
+    r"""
+    (?<![\w+.,/@\#&=:%$-])
+    (?P<plus>\+[ \t]?)?
+    (?:\([ \t]?)?
+    \d[\dOo]*
+    (?:
+        (?: [ \t]?\)[ \t]?(?:[-.\u2013][ \t]?)?
+          | [ \t]?[-.\u2013][ \t]?(?:\([ \t]?)?
+          | [ \t]{1,2}\([ \t]?
+          | [ \t]{1,2}
+        )
+        \d[\dOo]*
+    ){0,14}
+    (?!\w|[.,/-]\d)
+    """,
+    re.X,
+)
+_PHONE_DIGITS = re.compile(r"\d+")
+_PHONE_SEPCHARS = re.compile(r"[^\d\s+]")
+_O_TO_ZERO = str.maketrans("Oo", "00")
+_DATE_IN = re.compile(
+    r"(?<!\d)(?:(?:19|20)\d\d[-./\u2013](?:0?[1-9]|1[0-2])[-./\u2013](?:0?[1-9]|[12]\d|3[01])"
+    r"|(?:0?[1-9]|[12]\d|3[01])[-./\u2013](?:0?[1-9]|[12]\d|3[01])[-./\u2013](?:19|20)\d\d)(?!\d)"
+)
+_PHONE_CUE = re.compile(
+    r"(?i)\b(?:call|phone|tel|telephone|mobile|cell|whats\s?app|contact|dial|text|sms|hotline"
+    r"|helpline|toll[- ]free|number|no)\b\W{0,4}(?:\w+\W{1,3}){0,2}$"
+)
+
+
+def _is_progression(digits: str) -> bool:
+    """Tell counting sequences like '1 2 3 4 5 6 7' apart from spaced-out phone digits."""
+    step = int(digits[1]) - int(digits[0])
+    return all(int(b) - int(a) == step for a, b in zip(digits, digits[1:]))
+
+
+def _phone_digits(cand: str, has_plus: bool, cued: bool) -> str | None:
+    """Decide whether a digit run with separators is a phone number; return its digits or None."""
+    norm = cand.translate(_O_TO_ZERO)
+    groups = _PHONE_DIGITS.findall(norm)
+    digits = "".join(groups)
+    count = len(digits)
+    if count < 7 or count > 15:
+        return None
+    if len(groups) == 1:  # no separators at all: IDs, DOIs, counts -> only with a strong cue
+        return digits if count >= 8 and (has_plus or (cued and count >= 10)) else None
+    if _DATE_IN.search(norm):
+        return None
+    lens = [len(g) for g in groups]
+    if all(n == 1 for n in lens):  # "1 8 0 0 5 5 5 0 1 9 9"
+        if set(digits) <= {"0", "1"} or _is_progression(digits):
+            return None
+        return digits
+    if lens[-1] == 1:  # ISBNs, version numbers
+        return None
+    seps = set(_PHONE_SEPCHARS.findall(norm))
+    if "." in seps:
+        if len(groups) == 2 or 1 in lens:  # decimals, versions, IPs
+            return None
+        if len(groups) == 4 and all(n <= 3 and int(g) <= 255 for n, g in zip(lens, groups)):
+            return None  # IPv4
+        if all(n == 3 for n in lens[1:]) and lens[0] <= 3:
+            return None  # 10.000.000
+    if all(n == 4 and g[:2] in ("19", "20") for n, g in zip(lens, groups)):
+        return None  # runs of years
+    if has_plus or "(" in seps or ")" in seps or cued:
+        return digits
+    if not seps:  # only spaces: numeric tables look like this too
+        if groups[0][0] == "0" or groups[0] == "1" or lens == [3, 3, 4]:
+            return digits
+        return None
+    if len(groups) == 2 and lens != [3, 4]:
+        return None  # "1000-20000" is a range, "555-0199" a local number
+    return digits
+
+
+def find_phones(text: str) -> list[str]:
+    """List phone numbers as digit strings (leading '+' kept), preferring a miss over a false hit."""
+    phones = []
+    for m in _PHONE_CAND.finditer(text):
+        cand = m.group(0)
+        has_plus = m.group("plus") is not None
+        cued = bool(_PHONE_CUE.search(text, max(0, m.start() - 40), m.start()))
+        digits = _phone_digits(cand, has_plus, cued)
+        if digits is not None:
+            phones.append("+" + digits if has_plus else digits)
+    return phones
+
+
+# --------------------------------------------------------------------------------------
+# sentence_spans
+# --------------------------------------------------------------------------------------
+
+_MAX_SPAN = 1000
+
+_FENCE = re.compile(
+    r"^[ \t]{0,3}(?P<fc>`{3,}|~{3,})[^`\n]*(?:\n.*?(?:\n[ \t]{0,3}(?P=fc)[`~]*[ \t]*(?=\n|\Z)|\Z)|\Z)",
+    re.M | re.S,
+)
+_SS_REGION = re.compile(
+    r"""
+      (?P<skip><(?:script|style)\b[^>]*>.*?(?:</(?:script|style)\s*>|\Z)|<!--.*?(?:-->|\Z))
+    | (?P<pre><pre\b[^>]*>.*?(?:</pre\s*>|\Z))
+    | (?P<tag></?(?P<tn>[A-Za-z][A-Za-z0-9]*)\b[^<>]*>)
+    | (?P<code>(?P<bt>`+)[^`\n](?:[^\n]*?[^`\n])??(?P=bt)(?!`))
+    """,
+    re.I | re.S | re.X,
+)
+_SS_BLOCK_TAGS = frozenset(
+    """
+    p div br li ul ol blockquote h1 h2 h3 h4 h5 h6 tr td th table thead tbody tfoot hr
+    section article header footer aside nav dl dt dd figure figcaption main details summary
+    form fieldset body html head title center
+    """.split()
+)
+_ABBR_ALWAYS_2 = "al|vs|dr|mr|ms|st|jr|sr|pp|cf|ca|eq|mt|lt|ft"
+_ABBR_ALWAYS_3 = "fig|mrs|vol|ref|sec|eqs|viz|gen|col|sgt|gov|sen|rep|est"
+_ABBR_ALWAYS_4 = "figs|prof|refs|resp|incl|dept|capt|ibid|vols|secs"
+_ABBR_ALWAYS_6 = "approx"
+_ABBR_BEFORE_NUM_2 = "no|nr|ch|pt|op"
+_ABBR_BEFORE_NUM_3 = "tab|art|jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec|eds"
+_ABBR_BEFORE_NUM_4 = "sept|sect"
+_CODE_LINE = (
+    r"(?:import|from)\s+[\w.]+(?:\s+import\b|\s*(?:as\s+\w+\s*)?$)"
+    r"|(?:def|class)\s+\w+\s*[(:]"
+    r"|(?:if|for|while|switch|catch)\s*\("
+    r"|for\s+\w+\s+in\s+\S+:"
+    r"|(?:var|let|const)\s+\w+\s*="
+    r"|(?:public|private|protected|static)\s"
+    r"|[{}]|//|/\*|\#include|\#!|\#@|>>>|\$\s"
+    r"|[\w.]+\([^()\n]*\)[ \t]*;?[ \t]*$"
+    r"|[\w.]+(?:\[[^\]\n]*\])?[ \t]*[-+*/]?=[ \t]*\S"
+)
+_BOUNDARY = re.compile(
+    rf"""
+      (?P<blank>\n[ \t\r\f\v]*\n)
+    | (?P<nlb>\n(?=[ \t]*(?:[-*+\u2022\u2023\u25aa\u25e6][ \t]|\d{{1,3}}[.)][ \t]|>|\#{{1,6}}[ \t]|\|)
+                |[ \t]{{4}}|\t|(?:{_CODE_LINE})))
+    | (?P<nlu>\n(?=[ \t]*[A-Z]))
+    | (?P<colon>:(?=[ \t]*\r?\n))
+    | (?P<punct>
+        (?: [!?\u2026\u3002\uff01\uff1f]+[.!?\u2026]*
+          | \.{{2,}}[!?\u2026]*
+          | \.
+            (?<!\b[A-Za-z]\.)
+            (?<!^\d\.)(?<!^\d\d\.)(?<!^\d\d\d\.)
+            (?<!\b(?i:{_ABBR_ALWAYS_2})\.)
+            (?<!\b(?i:{_ABBR_ALWAYS_3})\.)
+            (?<!\b(?i:{_ABBR_ALWAYS_4})\.)
+            (?<!\b(?i:{_ABBR_ALWAYS_6})\.)
+            (?!(?<=\b(?i:{_ABBR_BEFORE_NUM_2})\.)\s+\d)
+            (?!(?<=\b(?i:{_ABBR_BEFORE_NUM_3})\.)\s+\d)
+            (?!(?<=\b(?i:{_ABBR_BEFORE_NUM_4})\.)\s+\d)
+            [!?]*
+        )
+        [)\]'"\u2019\u201d\u00bb*_]*
+        (?=\s))
+    | (?P<glued>
+        \.(?<=[a-z][a-z]\.)(?=[A-Z][a-z])(?!(?i:{_alternation(_GLUE_SAFE_WORDS)})\b)
+      | [!?]+(?<=[a-z][!?])(?=[A-Z][a-z])
+      )
+    """,
+    re.M | re.X,
+)
+_RUNON_LINE_END = re.compile(
+    r"(?:[,;(\-\u2013\u2014/&+]|\b(?i:the|a|an|of|to|and|or|nor|but|by|in|on|at|for|with|from|as"
+    r"|into|onto|than|that|this|these|those|my|your|our|their|his|her|its|is|are|was|were|be"
+    r"|been|de|la|le|van|von|der|del|da|via|per|about|between|under|over|mr|mrs|ms|dr|st))[ \t]*\r?$"
+)
+_MARKUP_ONLY = re.compile(r"(?:<[^<>]*>|&#?\w+;|\s)*", re.S)
+_PROTECT, _GAP, _ATOM = 0, 1, 2  # region kinds: no cut inside / excluded separator / whole span
+
+
+def _glued_inside_token(text: str, pos: int) -> bool:
+    """Tell whether a glued '.X' sits inside a URL, path or address, where it is not a boundary."""
+    left = max(text.rfind(" ", 0, pos), text.rfind("\n", 0, pos), text.rfind("\t", 0, pos)) + 1
+    right_m = _NONSPACE_RUN.match(text, pos)
+    token = text[left : right_m.end()]
+    return "/" in token or "@" in token or "=" in token or "www." in token.lower()
+
+
+
+def _find_regions(text: str) -> list[tuple[int, int, int]]:
+    """Locate code fences, HTML blocks, tags and inline code: places a sentence must not be cut."""
+    n = len(text)
+    fences: list[tuple[int, int]] = []
+    if "```" in text or "~~~" in text:
+        fences = [m.span() for m in _FENCE.finditer(text)]
+    if "<" not in text and "`" not in text:
+        return [(s, e, _ATOM) for s, e in fences]
+    regions = []
+    pos = 0
+    for fs, fe in fences + [(n, n)]:
+        for m in _SS_REGION.finditer(text, pos, fs):
+            if m.group("tag") is not None:
+                kind = _GAP if m.group("tn").lower() in _SS_BLOCK_TAGS else _PROTECT
+            elif m.group("code") is not None:
+                kind = _PROTECT
+            elif m.group("pre") is not None:
+                kind = _ATOM
+            else:
+                kind = _GAP
+            regions.append((m.start(), m.end(), kind))
+        if fe > fs:
+            regions.append((fs, fe, _ATOM))
+        pos = fe
+    return regions
+
+
+
+def _collect_cuts(text: str, regions: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """Find every sentence boundary as (end of previous piece, start of next piece)."""
+    cuts = []
+    starts = [r[0] for r in regions]
+    for m in _BOUNDARY.finditer(text):
+        kind = m.lastgroup
+        if kind == "blank":
+            cut = (m.start(), m.end())
+        elif kind == "punct" or kind == "colon":
+            cut = (m.end(), m.end())
+        elif kind == "glued":
+            if _glued_inside_token(text, m.start()):
+                continue
+            cut = (m.end(), m.end())
+        elif kind == "nlu":
+            if _RUNON_LINE_END.search(text, max(0, m.start() - 16), m.start()):
+                continue
+            cut = (m.start(), m.start())
+        else:  # nlb
+            cut = (m.start(), m.start())
+        if regions:
+            i = bisect_right(starts, cut[0]) - 1
+            if i >= 0 and regions[i][0] < cut[0] < regions[i][1]:
+                continue
+        cuts.append(cut)
+    for s, e, kind in regions:
+        if kind == _GAP:
+            cuts.append((s, e))
+        elif kind == _ATOM:
+            cuts.append((s, s))
+            cuts.append((e, e))
+    cuts.sort()
+    return cuts
+
+
+def _trimmed(text: str, s: int, e: int) -> tuple[int, int] | None:
+    """Shrink a piece to exclude surrounding whitespace; None if nothing but blanks or markup remains."""
+    seg = text[s:e]
+    right = len(seg.rstrip())
+    if not right:
+        return None
+    left = len(seg) - len(seg.lstrip())
+    s, e = s + left, s + right
+    if ("<" in seg or "&" in seg) and _MARKUP_ONLY.fullmatch(text, s, e):
+        return None
+    return s, e
+
+
+def _split_long(text: str, s: int, e: int, regions, out: list) -> None:
+    """Cut an over-long piece at the last space before the limit (outside tags) and emit the parts."""
+    starts = [r[0] for r in regions]
+    while e - s > _MAX_SPAN:
+        limit = s + _MAX_SPAN
+        cut = max(text.rfind(" ", s + 1, limit), text.rfind("\n", s + 1, limit), text.rfind("\t", s + 1, limit))
+        if regions:
+            i = bisect_right(starts, cut if cut > s else limit) - 1
+            if i >= 0 and regions[i][0] < (cut if cut > s else limit) < regions[i][1] and regions[i][0] > s:
+                cut = regions[i][0]
+        if cut <= s:
+            cut = limit
+        piece = _trimmed(text, s, cut)
+        if piece:
+            out.append(piece)
+        s = cut
+        piece = _trimmed(text, s, e)
+        if piece is None:
+            return
+        s, e = piece
+    out.append((s, e))
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Split RAW text (may contain HTML or Markdown) into sentences; return (start, end) character offsets into `text`."""
+    if not text or text.isspace():
+        return []
+    regions = _find_regions(text)
+    atoms = {s for s, _, kind in regions if kind == _ATOM}
+    spans: list[tuple[int, int]] = []
+    prev = 0
+    for g0, g1 in _collect_cuts(text, regions) + [(len(text), len(text))]:
+        if g0 > prev:
+            piece = _trimmed(text, prev, g0)
+            if piece is not None:
+                s, e = piece
+                if e - s > _MAX_SPAN and prev not in atoms:
+                    _split_long(text, s, e, regions, spans)
+                else:
+                    spans.append(piece)
+        if g1 > prev:
+            prev = g1
+    return spans

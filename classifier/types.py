@@ -1,0 +1,105 @@
+"""Plain data shared by every stage: the input post and the scored result.
+
+`Scored.to_dict()` is the output contract used by `postsieve score`, `classify --json` and the
+HTTP API, so all three stay identical.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import InvalidPost
+
+LABELS = ("ok", "spam", "off_topic")
+DECISIONS = ("allow", "review", "block")
+
+
+@dataclass(frozen=True)
+class Post:
+    """One forum post as a forum sends it; `category` is where it was filed."""
+
+    id: str
+    title: str
+    body: str
+    category: str | None = None
+    author: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> "Post":
+        """Validate a JSON-like record and build a Post, naming the first bad field."""
+        if not isinstance(record, Mapping):
+            raise InvalidPost(f"a post must be a JSON object, got {type(record).__name__}")
+        errors = []
+        post_id = record.get("id")
+        if post_id is None or post_id == "":
+            errors.append("id is required")
+        elif isinstance(post_id, bool) or not isinstance(post_id, (str, int)):
+            errors.append(f"id must be a string or an integer, got {type(post_id).__name__}")
+        for name in ("title", "body"):
+            value = record.get(name)
+            if value is None:
+                errors.append(f"{name} is required")
+            elif not isinstance(value, str):
+                errors.append(f"{name} must be a string, got {type(value).__name__}")
+        category = record.get("category")
+        if category is not None and not isinstance(category, str):
+            errors.append(f"category must be a string, got {type(category).__name__}")
+        author = record.get("author")
+        if author is not None and not isinstance(author, Mapping):
+            errors.append(f"author must be an object, got {type(author).__name__}")
+        if errors:
+            raise InvalidPost("; ".join(errors))
+        return cls(
+            id=str(post_id) if not isinstance(post_id, str) else post_id,
+            title=record["title"],
+            body=record["body"],
+            category=category or None,
+            author=author,
+        )
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """A sentence span that drives the spam score; offsets index the original field text."""
+
+    field: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One exact additive contribution to the log-odds of the predicted label."""
+
+    feature: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The full answer for one post: label, decision, probabilities and why."""
+
+    id: str
+    label: str
+    decision: str
+    scores: Mapping[str, float]
+    highlights: tuple[Highlight, ...] = field(default_factory=tuple)
+    reasons: tuple[Reason, ...] = field(default_factory=tuple)
+    model_version: str = ""
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the output contract as plain JSON-ready data."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "decision": self.decision,
+            "scores": {label: round(float(self.scores[label]), 6) for label in LABELS},
+            "highlights": [
+                {"field": h.field, "start": h.start, "end": h.end, "score": round(h.score, 6)}
+                for h in self.highlights
+            ],
+            "reasons": [{"feature": r.feature, "weight": round(r.weight, 6)} for r in self.reasons],
+            "model_version": self.model_version,
+        }

@@ -1,0 +1,67 @@
+"""Train-and-save in one call, and the default model trained on first use.
+
+Where things live: `POSTSIEVE_MODEL_DIR` (default: `<data dir>/models`), with the data directory
+from `POSTSIEVE_DATA_DIR` (default: `$XDG_DATA_HOME/postsieve`, i.e. `~/.local/share/postsieve`).
+The environment is read when these functions are called, never at import.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Iterable
+
+from . import artifacts
+from .dataset import DEFAULT_CORPUS_DIR, load_corpus
+from .model import Model
+from .train import Progress, TrainParams, train_model
+
+
+def data_dir() -> Path:
+    """The directory postsieve keeps its models and databases in."""
+    if os.environ.get("POSTSIEVE_DATA_DIR"):
+        return Path(os.environ["POSTSIEVE_DATA_DIR"])
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "postsieve"
+
+
+def models_dir() -> Path:
+    """The models directory (`POSTSIEVE_MODEL_DIR`, else `<data dir>/models`)."""
+    if os.environ.get("POSTSIEVE_MODEL_DIR"):
+        return Path(os.environ["POSTSIEVE_MODEL_DIR"])
+    return data_dir() / "models"
+
+
+def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
+                   params: TrainParams = TrainParams(), progress: Progress | None = None,
+                   activate: bool = True) -> Path:
+    """Read a corpus, train, save a new version under `out_dir` and (by default) activate it."""
+    say = progress or (lambda message: None)
+    corpus = load_corpus(corpus_paths)
+    say(f"read {len(corpus.examples)} labelled posts from {len(corpus.files)} file(s)")
+    result = train_model(corpus.examples, params, progress=say)
+    path = artifacts.save_model(
+        result.model, out_dir, data_sha256=corpus.sha256, label_counts=result.label_counts,
+        metrics=result.report, params=params.to_dict(),
+        extra={"augmented_counts": result.augmented_counts, "corpus_files": [Path(f).name for f in corpus.files]})
+    if activate:
+        artifacts.set_active(out_dir, path.name)
+    say(f"saved model {path.name} in {out_dir}")
+    return path
+
+
+def ensure_model(directory: str | Path | None = None, *, corpus_paths: Iterable[str | Path] | None = None,
+                 progress: Progress | None = None) -> Model:
+    """Load the active model, training the default one from `training_data/` if there is none.
+
+    A file lock makes concurrent first uses (several workers, several commands) train only once.
+    """
+    directory = Path(directory) if directory else models_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".train.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if artifacts.active_version(directory) is None:
+            say = progress or (lambda message: None)
+            say(f"no model in {directory}: training the default model from the bundled corpus")
+            train_and_save(corpus_paths or [DEFAULT_CORPUS_DIR], directory, progress=progress)
+    return artifacts.load_active(directory)

@@ -1,0 +1,77 @@
+import io
+import json
+
+import pytest
+
+from classifier.dataset import BadRow, FieldMap, file_format, load_corpus, read_posts
+from classifier.errors import CorpusError
+from classifier.types import Post
+
+
+def write(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def rec(i, label="ok", **extra):
+    return json.dumps({"id": f"p{i}", "title": "t", "body": "b", "category": "Fiji / ImageJ", "label": label, **extra})
+
+
+def test_load_corpus_counts_and_hash(tmp_path):
+    write(tmp_path / "a.jsonl", [rec(1), rec(2, "spam", kind="casino", promo=["b"]), "", rec(3, "off_topic")])
+    corpus = load_corpus([tmp_path])
+    assert corpus.label_counts() == {"ok": 1, "spam": 1, "off_topic": 1}
+    assert corpus.examples[1].promo == ("b",)
+    again = load_corpus([tmp_path / "a.jsonl"])
+    assert again.sha256 == corpus.sha256
+    write(tmp_path / "a.jsonl", [rec(1), rec(2, "spam")])
+    assert load_corpus([tmp_path]).sha256 != corpus.sha256
+
+
+@pytest.mark.parametrize("line, match", [
+    ("{not json", r"a.jsonl:2: malformed JSON"),
+    (json.dumps({"id": "x", "title": "t", "body": "b", "label": "ham"}), r"a.jsonl:2: label must be one of"),
+    (json.dumps({"id": "x", "title": "t", "label": "ok"}), r"a.jsonl:2: body is required"),
+    (json.dumps({"id": "x", "title": 3, "body": "b", "label": "ok"}), r"a.jsonl:2: title must be a string"),
+    (rec(1), r"a.jsonl:2: duplicate id 'p1'"),
+])
+def test_load_corpus_names_file_and_line(tmp_path, line, match):
+    write(tmp_path / "a.jsonl", [rec(1), line])
+    with pytest.raises(CorpusError, match=match):
+        load_corpus([tmp_path])
+
+
+def test_load_corpus_missing_path(tmp_path):
+    with pytest.raises(CorpusError, match="no such file"):
+        load_corpus([tmp_path / "nope.jsonl"])
+
+
+def test_read_jsonl_yields_bad_rows_with_line_numbers():
+    stream = io.StringIO('{"id": 1, "title": "", "body": "x"}\nnot json\n\n{"id": 2, "title": "", "body": 5}\n')
+    rows = list(read_posts(stream, "jsonl"))
+    assert isinstance(rows[0], Post) and rows[0].id == "1"
+    assert rows[1] == BadRow(2, rows[1].error) and "malformed JSON" in rows[1].error
+    assert isinstance(rows[2], BadRow) and rows[2].line == 4 and "body must be a string" in rows[2].error
+
+
+def test_read_csv_with_field_map():
+    stream = io.StringIO("post_id,subject,message,forum\n7,Hi,hello there,Fiji / ImageJ\n")
+    fields = FieldMap(id="post_id", title="subject", body="message", category="forum")
+    (post,) = read_posts(stream, "csv", fields=fields)
+    assert post == Post("7", "Hi", "hello there", "Fiji / ImageJ")
+
+
+def test_read_csv_missing_column_fails_at_once_naming_columns():
+    stream = io.StringIO("id,text\n1,hello\n")
+    with pytest.raises(CorpusError, match="missing column.*body.*columns found: id, text"):
+        list(read_posts(stream, "csv", path="x.csv"))
+
+
+@pytest.mark.parametrize("name, expected", [("a.jsonl", "jsonl"), ("a.csv.gz", "csv"), ("-", "jsonl"), ("a.ndjson", "jsonl")])
+def test_file_format(name, expected):
+    assert file_format(name) == expected
+
+
+def test_file_format_unknown():
+    with pytest.raises(CorpusError, match="cannot tell the format"):
+        file_format("posts.txt")

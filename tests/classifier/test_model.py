@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from classifier import LABELS, Post
+from classifier.features import post_tokens
+from classifier.model import COMBINER_FEATURES
+
+from tests.conftest import tiny_examples
+
+POSTS = [e.post for e in tiny_examples()] + [
+    Post("x1", "", ""),
+    Post("x2", "Only a title", ""),
+    Post("x3", "", "<p>HTML body with <a href='https://github.com/a/b'>a link</a></p><p>Second para.</p>"),
+    Post("x4", "Long", " ".join(["word"] * 3000) + ". Visit bestessays.com now."),
+]
+
+
+def test_fast_path_matches_scikit_learn(tiny_model):
+    for post in POSTS:
+        segs, lists, whole = post_tokens(post)
+        fast_segs, fast = tiny_model.segment_logits(post)
+        reference = tiny_model.reference_logits(lists + [whole])
+        assert [s.text for s in fast_segs] == [s.text for s in segs]
+        np.testing.assert_allclose(fast, reference, rtol=1e-9, atol=1e-9)
+
+
+def test_probabilities_sum_to_one_and_contract(tiny_model):
+    for scored in tiny_model.score(POSTS):
+        assert set(scored.scores) == set(LABELS)
+        assert abs(sum(scored.scores.values()) - 1) < 1e-9
+        d = scored.to_dict()
+        assert list(d) == ["id", "label", "decision", "scores", "highlights", "reasons", "model_version"]
+        assert d["label"] == max(d["scores"], key=d["scores"].get)
+
+
+def test_reasons_are_exact_contributions(tiny_model, monkeypatch):
+    """All contributions plus the intercepts give the label's log-odds exactly."""
+    import classifier.model as model_module
+
+    monkeypatch.setattr(model_module, "MAX_REASONS", 10**9)
+    post = POSTS[12]  # a spam post
+    scored = tiny_model.score_one(post)
+    a = LABELS.index(scored.label)
+    r = 1 if a == 0 else 0
+    segs, z = tiny_model.segment_logits(post)
+    phi = tiny_model.combiner_inputs(post)
+    coef, bias = tiny_model.combiner_coef_, tiny_model.combiner_bias_
+    target = (coef[a] - coef[r]) @ phi + bias[a] - bias[r]
+    alpha = coef[a] - coef[r]
+    b = tiny_model.bias_
+    best = int(np.argmax(z[:-1, 1] - z[:-1, 0])) if len(segs) else -1
+    intercepts = alpha[0] * (b[1] - b[0]) + alpha[1] * (b[2] - b[0]) + bias[a] - bias[r]
+    if best >= 0 and any(True for _ in [0]):
+        intercepts += alpha[2] * (b[1] - b[0])
+    total = sum(reason.weight for reason in scored.reasons) + intercepts
+    assert total == pytest.approx(target, abs=1e-6)
+
+
+def test_highlight_spans_point_into_the_original_text(tiny_model):
+    post = Post("h", "", "We tested the new pipeline today. To get more space news, you can visit StarDaily official website. It worked.")
+    scored = tiny_model.score_one(post)
+    for h in scored.highlights:
+        assert h.field == "body"
+        assert post.body[h.start:h.end].strip() == post.body[h.start:h.end]
+        assert 0 <= h.score <= 1
+
+
+def test_empty_post_scores(tiny_model):
+    scored = tiny_model.score_one(Post("e", "", ""))
+    assert scored.highlights == ()
+    assert abs(sum(scored.scores.values()) - 1) < 1e-9
+
+
+def test_combiner_inputs_shape_and_unknown_category(tiny_model):
+    phi = tiny_model.combiner_inputs(Post("c", "t", "some words here", "No Such Category"))
+    assert phi.shape == (len(COMBINER_FEATURES),)
+    assert phi[-1] == 0.0
+
+
+def test_truncation_flag(tiny_model):
+    long = Post("l", "", "a " * 20_000)
+    assert tiny_model.score_one(long).truncated
+    assert not tiny_model.score_one(POSTS[0]).truncated
