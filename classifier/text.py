@@ -244,6 +244,25 @@ def _typographic_replacement(m: re.Match) -> str:
     return _TYPOGRAPHIC_MAP[m.group()]
 
 
+_CLEAN_CHARS = re.compile(_ODD_CHARS.pattern[:-1] + _TYPOGRAPHIC.pattern[1:])
+
+
+def _clean_char_replacement(m: re.Match) -> str:
+    """Replacement for one character of either remove_invisible's or straighten_quotes's set."""
+    ch = m.group()
+    typographic = _TYPOGRAPHIC_MAP.get(ch)
+    return typographic if typographic is not None else _odd_char_replacement(m)
+
+
+def _invisible_and_quotes(text: str) -> str:
+    """remove_invisible then straighten_quotes in a single scan (their character sets are disjoint)."""
+    if text.isascii():
+        return remove_invisible(text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CLEAN_CHARS.sub(_clean_char_replacement, text)
+
+
 def straighten_quotes(text: str) -> str:
     """Map typographic quotes, primes, dashes and the ellipsis to ASCII so patterns need only one spelling."""
     if text.isascii():
@@ -260,12 +279,12 @@ _WORDY_DOT = r"[ \t]+(?i:dot)[ \t]+|[ \t]+\.[ \t]+"
 _OBF_SEP = rf"(?:{_BRACKET_DOT}|{_WORDY_DOT})"
 _ANY_SEP = rf"(?:{_OBF_SEP}|\.)"
 
-# A spelled-out, spaced or bracketed dot.  The finder starts with a character class so the
-# engine can skip ahead; the full chain regex then runs only in a window around each hit.
-_OBF_SEP_HIT = re.compile(
-    r"[ \t\[({<](?:(?<=[ \t])[ \t]*(?:(?i:dot)|\.)[ \t]+|(?<=[\[({<])[ \t]*(?:(?i:dot)|\.)[ \t]*[\])}>])"
-)
-_HXXP = re.compile(r"(?i)\bhxxp(s?)(?:\[:\]|:)//")
+# Finders for a spelled-out / spaced / bracketed dot.  They start with a rare character ("d",
+# ".") so the engine can skip ahead; the costly chain regex then runs only in a small window
+# around each hit.
+_DOT_WORD_HIT = re.compile(r"[dD][oO][tT](?<=[ \t\[({<][dD][oO][tT])(?=[ \t]|[ \t]*[\])}>])")
+_DOT_CHAR_HIT = re.compile(r"\.(?:(?<=[ \t\[({<]\.)|(?<=[ \t\[({<][ \t]\.)|(?=[ \t]?[\])}>]))")
+_HXXP = re.compile(r"[hH](?<![\w][hH])[xX][xX][pP]([sS]?)(?:\[:\]|:)//")
 _SPACED_WWW = re.compile(
     rf"[wW](?<![\w.][wW])[ \t]*[wW][ \t]*[wW](?:{_OBF_SEP}|\.|[ \t]+)"
     rf"(?={_LABEL}(?:{_ANY_SEP}{_LABEL})*{_ANY_SEP}(?i:{_TLD_ALT})(?![\w-]))"
@@ -301,10 +320,14 @@ _OBF_AT = re.compile(
     """,
     re.X,
 )
-# Gates: a spaced or bracketed "." (literal first character, so the scan is cheap) ...
-_DOT_CHAR_HINT = re.compile(r"\.(?:(?<=[ \t\[({<]\.)|(?<=[ \t\[({<][ \t]\.)|(?=[ \t]?[\])}>]))")
-# ... and substrings of the lower-cased text (a plain `in` test is far cheaper than a regex).
+# Gates on the lower-cased text: a plain `in` test is far cheaper than a regex scan.
 _WWW_HINTS = ("w w", "www ")
+_SEP_EDGE = " \t[({<])}>"
+
+
+def _hxxp_replacement(m: re.Match) -> str:
+    """Restore the scheme that 'hxxp://' or 'hxxps[:]//' disguises."""
+    return "https://" if m.group(1) else "http://"
 
 
 def _undo_dot_chain(m: re.Match) -> str:
@@ -324,17 +347,21 @@ def _undo_dot_chain(m: re.Match) -> str:
     return _OBF_SEP_RE.sub(".", chain)
 
 
-def _chain_windows(text: str) -> list[tuple[int, int]]:
-    """Find the stretches around obfuscated dots, from the token before to a few tokens after."""
+def _chain_windows(text: str, word_hits: bool) -> list[tuple[int, int]]:
+    """Find the stretches around obfuscated dots: from the token before to the token after."""
+    hits = [m.span() for m in _DOT_CHAR_HIT.finditer(text)]
+    if word_hits:
+        hits.extend(m.span() for m in _DOT_WORD_HIT.finditer(text))
+        hits.sort()
     windows: list[tuple[int, int]] = []
     n = len(text)
-    for m in _OBF_SEP_HIT.finditer(text):
-        left = m.start()
-        while left and text[left - 1] in " \t":
-            left -= 1
-        left = max(text.rfind(" ", 0, left), text.rfind("\n", 0, left), text.rfind("\t", 0, left)) + 1
-        right = min(n, m.end() + 120)
-        right = _NONSPACE_RUN.match(text, right).end()
+    for start, end in hits:
+        while start and text[start - 1] in _SEP_EDGE:
+            start -= 1
+        left = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start), text.rfind("\t", 0, start)) + 1
+        while end < n and text[end] in _SEP_EDGE:
+            end += 1
+        right = _NONSPACE_RUN.match(text, end).end()
         if windows and left <= windows[-1][1]:
             windows[-1] = (windows[-1][0], max(windows[-1][1], right))
         else:
@@ -342,11 +369,11 @@ def _chain_windows(text: str) -> list[tuple[int, int]]:
     return windows
 
 
-def _undo_dot_chains(text: str) -> str:
+def _undo_dot_chains(text: str, word_hits: bool) -> str:
     """Rejoin every obfuscated domain, scanning only the windows around obfuscated dots."""
     pieces = []
     last = 0
-    for left, right in _chain_windows(text):
+    for left, right in _chain_windows(text, word_hits):
         for m in _DOMAIN_CHAIN.finditer(text, left, right):
             fixed = _undo_dot_chain(m)
             if fixed != m.group(0):
@@ -363,12 +390,13 @@ def deobfuscate(text: str) -> str:
     """Undo 'brand dot com', '[at]', 'w w w' and 'hxxp' tricks used to dodge link and contact filters."""
     low = text.lower()
     if "hxxp" in low:
-        text = _HXXP.sub(r"http\1://", text)
+        text = _HXXP.sub(_hxxp_replacement, text)
     if any(h in low for h in _WWW_HINTS):
         text = _SPACED_WWW.sub("www.", text)
-    if "dot" in low or _DOT_CHAR_HINT.search(text):
-        text = _undo_dot_chains(text)
-    if "@" in text or any(c in text and "at" + c in low.replace(" ", "") for c in ")]}>"):
+    word_hits = "dot" in low
+    if word_hits or "." in text:
+        text = _undo_dot_chains(text, word_hits)
+    if ("@" in text and (" @" in text or "\t@" in text)) or any(c in low and ("at" + c in low or "at " + c in low) for c in ")]}>"):
         text = _OBF_AT.sub("@", text)
     return text
 
@@ -420,8 +448,7 @@ def normalise(text: str) -> str:
     """
     text = strip_html(text)
     text = nfkc(text)
-    text = remove_invisible(text)
-    text = straighten_quotes(text)
+    text = _invisible_and_quotes(text)  # == straighten_quotes(remove_invisible(text)), one scan
     text = deobfuscate(text)
     return squeeze_space(text)
 
@@ -430,15 +457,18 @@ def normalise(text: str) -> str:
 # URLs, e-mail addresses, phone numbers
 # --------------------------------------------------------------------------------------
 
+# URLs are found from cheap anchors ("://", "www.", ".<tld>") instead of one big regex tried at
+# every position: the anchors are found with `str.find` or a regex that starts with a literal.
 _URL_BODY = r"[^\s<>\"`\[\]{}|\\^]"
-_URL_RE = re.compile(
-    rf"""
-      (?P<scheme>\b(?:https?|ftp)://{_URL_BODY}+)
-    | (?P<www>\bwww\d{{0,3}}\.{_LABEL}\.[A-Za-z]{_URL_BODY}*)
-    | (?P<bare>(?<![\w.@/:%+-])(?P<first>{_LABEL})(?:\.{_LABEL})*\.(?:{_TLD_ALT})
-        (?![\w@-]|\.[A-Za-z0-9])(?::\d{{2,5}})?(?:[/?\#]{_URL_BODY}*)?)
-    """,
-    re.I | re.X,
+_SCHEMES = frozenset(("http", "https", "ftp"))
+_SCHEME_URL = re.compile(rf"(?:https?|ftp)://{_URL_BODY}+", re.I)
+_WWW_URL = re.compile(rf"www\d{{0,3}}\.{_LABEL}\.[A-Za-z]{_URL_BODY}*", re.I)
+_TLD_HIT = re.compile(r"\.([A-Za-z]{2,12})(?![\w@-]|\.[A-Za-z0-9])")  # TLD checked against the set
+_HOST_CHARS_REVERSED = re.compile(r"[A-Za-z0-9.-]*")
+_BARE_DOMAIN = re.compile(
+    rf"(?<![\w.@/:%+-])(?P<first>{_LABEL})(?:\.{_LABEL})*\.(?:{_TLD_ALT})"
+    rf"(?![\w@-]|\.[A-Za-z0-9])(?::\d{{2,5}})?(?:[/?\#]{_URL_BODY}*)?",
+    re.I,
 )
 _URL_TRAILING = frozenset(".,;:!?'\"*")
 _URL_CLOSERS = {")": "(", "]": "[", "}": "{"}
@@ -465,24 +495,83 @@ def _trim_url(url: str) -> str:
     return url
 
 
+def _scheme_and_www_urls(text: str) -> list[tuple[int, int]]:
+    """Spans of 'scheme://...' and 'www....' URLs, found from their literal anchors."""
+    spans = []
+    pos = text.find("://")
+    while pos != -1:
+        for start in (pos - 5, pos - 4, pos - 3):
+            if (
+                start >= 0
+                and text[start:pos].lower() in _SCHEMES
+                and not (start and (text[start - 1].isalnum() or text[start - 1] == "_"))
+            ):
+                m = _SCHEME_URL.match(text, start)
+                if m:
+                    spans.append(m.span())
+                break
+        pos = text.find("://", pos + 3)
+    for anchor in ("www", "WWW", "Www"):
+        pos = text.find(anchor)
+        while pos != -1:
+            if not (pos and (text[pos - 1].isalnum() or text[pos - 1] in "._/-")):
+                m = _WWW_URL.match(text, pos)
+                if m:
+                    spans.append(m.span())
+            pos = text.find(anchor, pos + 3)
+    spans.sort()
+    return spans
+
+
+def _is_code_name(m: re.Match, text: str) -> bool:
+    """Tell dotted names from code ('df.info(', 'org.apache.commons.io') apart from domains."""
+    end = m.end()
+    if end < len(text) and text[end] in "(=":
+        return True
+    first = m.group("first").lower()
+    return first in _CODE_FIRST_LABELS and not (first == "app" and "/" in m.group(0))
+
+
+def _bare_domains(text: str, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans of bare domains ('brand.com/x'), found from '.<tld>' and grown leftwards."""
+    spans = []
+    reversed_text = None
+    n = len(text)
+    done = 0  # end of the last accepted domain, or of a URL covering the hit
+    for hit in _TLD_HIT.finditer(text):
+        dot = hit.start()
+        if dot < done or hit.group(1).lower() not in _URL_TLDS or any(a <= dot < b for a, b in taken):
+            continue
+        if reversed_text is None:
+            reversed_text = text[::-1]
+        start = dot - (_HOST_CHARS_REVERSED.match(reversed_text, n - dot).end() - (n - dot))
+        while start < dot and text[start] in ".-":
+            start += 1
+        m = _BARE_DOMAIN.match(text, start)
+        if m is None or m.end() <= dot or _is_code_name(m, text):
+            continue
+        spans.append(m.span())
+        done = m.end()
+    return spans
+
+
 def find_urls(text: str) -> list[str]:
     """List the URLs and bare domains in normalised text, in order of appearance."""
     if "." not in text:
         return []
+    spans = _scheme_and_www_urls(text) if ("://" in text or "ww" in text or "WW" in text) else []
+    spans = sorted(spans + _bare_domains(text, spans))
     urls = []
-    for m in _URL_RE.finditer(text):
-        if m.group("bare") is not None:
-            end = m.end()
-            if end < len(text) and text[end] in "(=":
-                continue  # a method call or assignment in code: df.info(
-            if m.group("first").lower() in _CODE_FIRST_LABELS and m.group("bare").count(".") >= 1:
-                if m.group("first").lower() != "app" or "/" not in m.group("bare"):
-                    continue
-        url = _trim_url(m.group(0))
-        if m.group("scheme") is not None and len(url) <= url.index("://") + 3:
+    last_end = 0
+    for start, end in spans:
+        if start < last_end:
+            continue  # "www.x.com" is found both as a www URL and as a bare domain
+        url = _trim_url(text[start:end])
+        if "://" in url and url.endswith("://"):
             continue
         if url:
             urls.append(url)
+            last_end = end
     return urls
 
 
@@ -519,12 +608,16 @@ def find_emails(text: str) -> list[str]:
     ]
 
 
+# Starts with a character class (not a look-behind) so the engine skips letters quickly.
 _PHONE_CAND = re.compile(
     r"""
-    (?<![\w+.,/@\#&=:%$-])
-    (?P<plus>\+[ \t]?)?
-    (?:\([ \t]?)?
-    \d[\dOo]*
+    [+(0-9]
+    (?<![\w+.,/@\#&=:%$-].)
+    (?: (?<=\+)[ \t]?(?:\([ \t]?)?\d
+      | (?<=\()[ \t]?\d
+      | (?<=\d)
+    )
+    [\dOo]*
     (?:
         (?: [ \t]?\)[ \t]?(?:[-.\u2013][ \t]?)?
           | [ \t]?[-.\u2013][ \t]?(?:\([ \t]?)?
@@ -556,19 +649,28 @@ def _is_progression(digits: str) -> bool:
     return all(int(b) - int(a) == step for a, b in zip(digits, digits[1:]))
 
 
-def _phone_digits(cand: str, has_plus: bool, cued: bool) -> str | None:
+def _phone_cued(text: str, start: int) -> bool:
+    """Tell whether words like 'call' or 'phone' come just before a number."""
+    return _PHONE_CUE.search(text, max(0, start - 40), start) is not None
+
+
+def _phone_digits(text: str, m: re.Match) -> str | None:
     """Decide whether a digit run with separators is a phone number; return its digits or None."""
-    norm = cand.translate(_O_TO_ZERO)
+    cand = m.group()
+    has_plus = cand[0] == "+"
+    norm = cand.translate(_O_TO_ZERO) if ("O" in cand or "o" in cand) else cand
     groups = _PHONE_DIGITS.findall(norm)
-    digits = "".join(groups)
-    count = len(digits)
+    lens = [len(g) for g in groups]
+    count = sum(lens)
     if count < 7 or count > 15:
         return None
+    digits = "".join(groups)
     if len(groups) == 1:  # no separators at all: IDs, DOIs, counts -> only with a strong cue
-        return digits if count >= 8 and (has_plus or (cued and count >= 10)) else None
+        if count >= 8 and has_plus:
+            return digits
+        return digits if count >= 10 and _phone_cued(text, m.start()) else None
     if _DATE_IN.search(norm):
         return None
-    lens = [len(g) for g in groups]
     if all(n == 1 for n in lens):  # "1 8 0 0 5 5 5 0 1 9 9"
         if set(digits) <= {"0", "1"} or _is_progression(digits):
             return None
@@ -585,14 +687,14 @@ def _phone_digits(cand: str, has_plus: bool, cued: bool) -> str | None:
             return None  # 10.000.000
     if all(n == 4 and g[:2] in ("19", "20") for n, g in zip(lens, groups)):
         return None  # runs of years
-    if has_plus or "(" in seps or ")" in seps or cued:
+    if has_plus or "(" in seps or ")" in seps:
         return digits
     if not seps:  # only spaces: numeric tables look like this too
         if groups[0][0] == "0" or groups[0] == "1" or lens == [3, 3, 4]:
             return digits
-        return None
-    if len(groups) == 2 and lens != [3, 4]:
-        return None  # "1000-20000" is a range, "555-0199" a local number
+        return digits if _phone_cued(text, m.start()) else None
+    if len(groups) == 2 and lens != [3, 4]:  # "1000-20000" is a range, "555-0199" a local number
+        return digits if _phone_cued(text, m.start()) else None
     return digits
 
 
@@ -600,12 +702,11 @@ def find_phones(text: str) -> list[str]:
     """List phone numbers as digit strings (leading '+' kept), preferring a miss over a false hit."""
     phones = []
     for m in _PHONE_CAND.finditer(text):
-        cand = m.group(0)
-        has_plus = m.group("plus") is not None
-        cued = bool(_PHONE_CUE.search(text, max(0, m.start() - 40), m.start()))
-        digits = _phone_digits(cand, has_plus, cued)
+        if m.end() - m.start() < 7:
+            continue  # too short to hold seven digits
+        digits = _phone_digits(text, m)
         if digits is not None:
-            phones.append("+" + digits if has_plus else digits)
+            phones.append("+" + digits if m.group()[0] == "+" else digits)
     return phones
 
 
@@ -619,12 +720,15 @@ _FENCE = re.compile(
     r"^[ \t]{0,3}(?P<fc>`{3,}|~{3,})[^`\n]*(?:\n.*?(?:\n[ \t]{0,3}(?P=fc)[`~]*[ \t]*(?=\n|\Z)|\Z)|\Z)",
     re.M | re.S,
 )
+# HTML constructs and inline code spans.  The pattern starts with "<" or "`" so the engine
+# jumps between those characters instead of trying every position.
 _SS_REGION = re.compile(
     r"""
-      (?P<skip><(?:script|style)\b[^>]*>.*?(?:</(?:script|style)\s*>|\Z)|<!--.*?(?:-->|\Z))
-    | (?P<pre><pre\b[^>]*>.*?(?:</pre\s*>|\Z))
-    | (?P<tag></?(?P<tn>[A-Za-z][A-Za-z0-9]*)\b[^<>]*>)
-    | (?P<code>(?P<bt>`+)[^`\n](?:[^\n]*?[^`\n])??(?P=bt)(?!`))
+      <(?: (?P<skip>(?:script|style)\b[^>]*>.*?(?:</(?:script|style)\s*>|\Z)|!--.*?(?:-->|\Z))
+         | (?P<pre>pre\b[^>]*>.*?(?:</pre\s*>|\Z))
+         | (?P<tag>/?(?P<tn>[A-Za-z][A-Za-z0-9]*)\b[^<>]*>)
+       )
+    | `(?P<bt>`*)[^`\n](?:[^\n]*?[^`\n])??`(?P=bt)(?!`)
     """,
     re.I | re.S | re.X,
 )
@@ -635,6 +739,8 @@ _SS_BLOCK_TAGS = frozenset(
     form fieldset body html head title center
     """.split()
 )
+# Abbreviations after which a full stop does not end the sentence, grouped by length because
+# each look-behind must have a fixed width.  The BEFORE_NUM ones only count before a number.
 _ABBR_ALWAYS_2 = "al|vs|dr|mr|ms|st|jr|sr|pp|cf|ca|eq|mt|lt|ft"
 _ABBR_ALWAYS_3 = "fig|mrs|vol|ref|sec|eqs|viz|gen|col|sgt|gov|sen|rep|est"
 _ABBR_ALWAYS_4 = "figs|prof|refs|resp|incl|dept|capt|ibid|vols|secs"
@@ -642,6 +748,18 @@ _ABBR_ALWAYS_6 = "approx"
 _ABBR_BEFORE_NUM_2 = "no|nr|ch|pt|op"
 _ABBR_BEFORE_NUM_3 = "tab|art|jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec|eds"
 _ABBR_BEFORE_NUM_4 = "sept|sect"
+# A line ending in one of these words (or a comma, hyphen ...) continues on the next line.
+_RUNON_WORDS = {
+    1: "a",
+    2: "of|to|or|by|in|on|at|as|is|be|my|de|la|le|da|mr|ms|dr|st|an",
+    3: "the|and|nor|but|for|our|his|her|its|are|was|von|van|der|del|via|per",
+    4: "with|from|into|onto|than|that|this|your|were|been|over",
+    5: "these|those|their|about|under",
+    7: "between",
+}
+_RUNON_LOOKBEHINDS = "".join(
+    rf"(?<!\b(?i:{words})\n)" for words in _RUNON_WORDS.values()
+)
 _CODE_LINE = (
     r"(?:import|from)\s+[\w.]+(?:\s+import\b|\s*(?:as\s+\w+\s*)?$)"
     r"|(?:def|class)\s+\w+\s*[(:]"
@@ -653,53 +771,58 @@ _CODE_LINE = (
     r"|[\w.]+\([^()\n]*\)[ \t]*;?[ \t]*$"
     r"|[\w.]+(?:\[[^\]\n]*\])?[ \t]*[-+*/]?=[ \t]*\S"
 )
+# Every boundary starts at one of these characters; putting that class first lets the regex
+# engine skip the rest of the text without trying each position.  Each boundary also swallows
+# the whitespace after it, so the next sentence starts right at the match end.
 _BOUNDARY = re.compile(
     rf"""
-      (?P<blank>\n[ \t\r\f\v]*\n)
-    | (?P<nlb>\n(?=[ \t]*(?:[-*+\u2022\u2023\u25aa\u25e6][ \t]|\d{{1,3}}[.)][ \t]|>|\#{{1,6}}[ \t]|\|)
-                |[ \t]{{4}}|\t|(?:{_CODE_LINE})))
-    | (?P<nlu>\n(?=[ \t]*[A-Z]))
-    | (?P<colon>:(?=[ \t]*\r?\n))
-    | (?P<punct>
-        (?: [!?\u2026\u3002\uff01\uff1f]+[.!?\u2026]*
-          | \.{{2,}}[!?\u2026]*
-          | \.
-            (?<!\b[A-Za-z]\.)
-            (?<!^\d\.)(?<!^\d\d\.)(?<!^\d\d\d\.)
-            (?<!\b(?i:{_ABBR_ALWAYS_2})\.)
-            (?<!\b(?i:{_ABBR_ALWAYS_3})\.)
-            (?<!\b(?i:{_ABBR_ALWAYS_4})\.)
-            (?<!\b(?i:{_ABBR_ALWAYS_6})\.)
-            (?!(?<=\b(?i:{_ABBR_BEFORE_NUM_2})\.)\s+\d)
-            (?!(?<=\b(?i:{_ABBR_BEFORE_NUM_3})\.)\s+\d)
-            (?!(?<=\b(?i:{_ABBR_BEFORE_NUM_4})\.)\s+\d)
-            [!?]*
+    [\n:.!?\u2026\u3002\uff01\uff1f]
+    (?:
+        (?<=\n)
+        (?: (?P<blank>[ \t\r\f\v]*\n)\s*
+          | (?P<nlb>(?=[ \t]*(?:[-*+\u2022\u2023\u25aa\u25e6][ \t]|\d{{1,3}}[.)][ \t]|>|\#{{1,6}}[ \t]|\|)
+                      |[ \t]{{4}}|\t|(?:{_CODE_LINE})))[ \t]*
+          | (?P<nlu>(?=[ \t]*[A-Z])(?<![,;(\-\u2013\u2014/&+]\n){_RUNON_LOOKBEHINDS})[ \t]*
         )
-        [)\]'"\u2019\u201d\u00bb*_]*
-        (?=\s))
-    | (?P<glued>
-        \.(?<=[a-z][a-z]\.)(?=[A-Z][a-z])(?!(?i:{_alternation(_GLUE_SAFE_WORDS)})\b)
-      | [!?]+(?<=[a-z][!?])(?=[A-Z][a-z])
-      )
+      | (?<=:)(?P<colon>)[ \t]*\r?\n\s*
+      | (?=[\s.!?\u2026)\]'"\u2019\u201d\u00bb*_])    # cheap early exit: sentence punctuation needs these next
+        (?P<punct>
+          (?: (?<=\.)\.+[!?\u2026]*
+            | (?<=\.)
+              (?: (?<=[^\W\d_]{{5}}\.)(?<!\b(?i:{_ABBR_ALWAYS_6})\.)  # checks by length of the word before
+                | (?<=(?<![^\W\d_])[^\W\d_]{{4}}\.)(?<!\b(?i:{_ABBR_ALWAYS_4})\.)(?!(?<=\b(?i:{_ABBR_BEFORE_NUM_4})\.)\s+\d)
+                | (?<=(?<![^\W\d_])[^\W\d_]{{3}}\.)(?<!\b(?i:{_ABBR_ALWAYS_3})\.)(?!(?<=\b(?i:{_ABBR_BEFORE_NUM_3})\.)\s+\d)
+                | (?<=(?<![^\W\d_])[^\W\d_]{{2}}\.)(?<!\b(?i:{_ABBR_ALWAYS_2})\.)(?!(?<=\b(?i:{_ABBR_BEFORE_NUM_2})\.)\s+\d)
+                | (?<=\d[^\W\d_]\.)                                  # "H2O." (one letter after a digit)
+                | (?<![^\W\d_]\.)(?<!^\d\.)(?<!^\d\d\.)(?<!^\d\d\d\.)  # not after a letter, not "1." list items
+              )
+              [!?]*
+            | (?<=[!?\u2026\u3002\uff01\uff1f])[.!?\u2026]*
+          )
+          [)\]'"\u2019\u201d\u00bb*_]*
+        )
+        \s+
+      | (?P<glued>
+          (?<=[a-z][a-z]\.)(?=[A-Z][a-z])
+        | (?<=[a-z][!?])[!?]*(?=[A-Z][a-z])
+        )
+    )
     """,
     re.M | re.X,
 )
-_RUNON_LINE_END = re.compile(
-    r"(?:[,;(\-\u2013\u2014/&+]|\b(?i:the|a|an|of|to|and|or|nor|but|by|in|on|at|for|with|from|as"
-    r"|into|onto|than|that|this|these|those|my|your|our|their|his|her|its|is|are|was|were|be"
-    r"|been|de|la|le|van|von|der|del|da|via|per|about|between|under|over|mr|mrs|ms|dr|st))[ \t]*\r?$"
-)
+_WORD_AHEAD = re.compile(r"[A-Za-z0-9]*")
 _MARKUP_ONLY = re.compile(r"(?:<[^<>]*>|&#?\w+;|\s)*", re.S)
 _PROTECT, _GAP, _ATOM = 0, 1, 2  # region kinds: no cut inside / excluded separator / whole span
 
 
-def _glued_inside_token(text: str, pos: int) -> bool:
-    """Tell whether a glued '.X' sits inside a URL, path or address, where it is not a boundary."""
+def _glued_is_boundary(text: str, m: re.Match) -> bool:
+    """Check that a glued 'word.Word' is copy-paste damage, not a domain, file name or path."""
+    pos = m.start()
+    if text[pos] == "." and _WORD_AHEAD.match(text, pos + 1).group().lower() in _GLUE_SAFE_WORDS:
+        return False  # "Example.Com", "img.Tif"
     left = max(text.rfind(" ", 0, pos), text.rfind("\n", 0, pos), text.rfind("\t", 0, pos)) + 1
-    right_m = _NONSPACE_RUN.match(text, pos)
-    token = text[left : right_m.end()]
-    return "/" in token or "@" in token or "=" in token or "www." in token.lower()
-
+    token = text[left : _NONSPACE_RUN.match(text, pos).end()]
+    return not ("/" in token or "@" in token or "=" in token or "www." in token.lower())
 
 
 def _find_regions(text: str) -> list[tuple[int, int, int]]:
@@ -716,12 +839,12 @@ def _find_regions(text: str) -> list[tuple[int, int, int]]:
         for m in _SS_REGION.finditer(text, pos, fs):
             if m.group("tag") is not None:
                 kind = _GAP if m.group("tn").lower() in _SS_BLOCK_TAGS else _PROTECT
-            elif m.group("code") is not None:
-                kind = _PROTECT
             elif m.group("pre") is not None:
                 kind = _ATOM
-            else:
+            elif m.group("skip") is not None:
                 kind = _GAP
+            else:  # inline code
+                kind = _PROTECT
             regions.append((m.start(), m.end(), kind))
         if fe > fs:
             regions.append((fs, fe, _ATOM))
@@ -729,31 +852,29 @@ def _find_regions(text: str) -> list[tuple[int, int, int]]:
     return regions
 
 
+def _cut_of(text: str, m: re.Match) -> tuple[int, int] | None:
+    """Turn one boundary match into (end of this piece, start of next), or None if it is no cut."""
+    kind = m.lastgroup
+    if kind == "punct" or kind == "colon":
+        return m.end(kind), m.end()
+    if kind == "glued":
+        if not _glued_is_boundary(text, m):
+            return None
+        return m.end(), m.end()
+    return m.start(), m.end()  # newline kinds: the newline(s) separate the pieces
+
 
 def _collect_cuts(text: str, regions: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
-    """Find every sentence boundary as (end of previous piece, start of next piece)."""
+    """Find every boundary as (end of previous piece, start of next piece), skipping protected spots."""
     cuts = []
     starts = [r[0] for r in regions]
     for m in _BOUNDARY.finditer(text):
-        kind = m.lastgroup
-        if kind == "blank":
-            cut = (m.start(), m.end())
-        elif kind == "punct" or kind == "colon":
-            cut = (m.end(), m.end())
-        elif kind == "glued":
-            if _glued_inside_token(text, m.start()):
-                continue
-            cut = (m.end(), m.end())
-        elif kind == "nlu":
-            if _RUNON_LINE_END.search(text, max(0, m.start() - 16), m.start()):
-                continue
-            cut = (m.start(), m.start())
-        else:  # nlb
-            cut = (m.start(), m.start())
-        if regions:
-            i = bisect_right(starts, cut[0]) - 1
-            if i >= 0 and regions[i][0] < cut[0] < regions[i][1]:
-                continue
+        cut = _cut_of(text, m)
+        if cut is None:
+            continue
+        i = bisect_right(starts, cut[0]) - 1
+        if i >= 0 and regions[i][0] < cut[0] < regions[i][1]:
+            continue
         cuts.append(cut)
     for s, e, kind in regions:
         if kind == _GAP:
@@ -767,57 +888,80 @@ def _collect_cuts(text: str, regions: list[tuple[int, int, int]]) -> list[tuple[
 
 def _trimmed(text: str, s: int, e: int) -> tuple[int, int] | None:
     """Shrink a piece to exclude surrounding whitespace; None if nothing but blanks or markup remains."""
-    seg = text[s:e]
-    right = len(seg.rstrip())
-    if not right:
-        return None
-    left = len(seg) - len(seg.lstrip())
-    s, e = s + left, s + right
-    if ("<" in seg or "&" in seg) and _MARKUP_ONLY.fullmatch(text, s, e):
+    if text[s].isspace() or text[e - 1].isspace():
+        seg = text[s:e]
+        right = len(seg.rstrip())
+        if not right:
+            return None
+        left = len(seg) - len(seg.lstrip())
+        s, e = s + left, s + right
+    if (text.find("<", s, e) != -1 or text.find("&", s, e) != -1) and _MARKUP_ONLY.fullmatch(text, s, e):
         return None
     return s, e
 
 
-def _split_long(text: str, s: int, e: int, regions, out: list) -> None:
-    """Cut an over-long piece at the last space before the limit (outside tags) and emit the parts."""
+def _emit(text: str, s: int, e: int, spans: list, regions, whole: bool = False) -> None:
+    """Append the trimmed piece text[s:e], cutting it up if it is too long (unless `whole`)."""
+    piece = _trimmed(text, s, e)
+    if piece is None:
+        return
+    s, e = piece
+    if e - s <= _MAX_SPAN or whole:
+        spans.append(piece)
+        return
     starts = [r[0] for r in regions]
     while e - s > _MAX_SPAN:
         limit = s + _MAX_SPAN
         cut = max(text.rfind(" ", s + 1, limit), text.rfind("\n", s + 1, limit), text.rfind("\t", s + 1, limit))
-        if regions:
-            i = bisect_right(starts, cut if cut > s else limit) - 1
-            if i >= 0 and regions[i][0] < (cut if cut > s else limit) < regions[i][1] and regions[i][0] > s:
-                cut = regions[i][0]
         if cut <= s:
             cut = limit
+        i = bisect_right(starts, cut) - 1
+        if i >= 0 and s < regions[i][0] < cut < regions[i][1]:
+            cut = regions[i][0]  # never inside a tag or inline code
         piece = _trimmed(text, s, cut)
-        if piece:
-            out.append(piece)
-        s = cut
-        piece = _trimmed(text, s, e)
+        if piece is not None:
+            spans.append(piece)
+        piece = _trimmed(text, cut, e)
         if piece is None:
             return
         s, e = piece
-    out.append((s, e))
+    spans.append((s, e))
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Split RAW text (may contain HTML or Markdown) into sentences; return (start, end) character offsets into `text`."""
     if not text or text.isspace():
         return []
-    regions = _find_regions(text)
-    atoms = {s for s, _, kind in regions if kind == _ATOM}
     spans: list[tuple[int, int]] = []
+    regions = _find_regions(text)
     prev = 0
+    if not regions:  # plain text: cuts arrive in order, no filtering or sorting needed
+        careful = "<" in text or "&" in text  # pieces might be markup only
+        for m in _BOUNDARY.finditer(text):
+            kind = m.lastgroup
+            if kind == "punct":
+                end = m.end(kind)
+            elif kind == "glued":
+                if not _glued_is_boundary(text, m):
+                    continue
+                end = m.end()
+            elif kind == "colon":
+                end = m.end(kind)
+            else:
+                end = m.start()
+            if end > prev:
+                if careful or end - prev > _MAX_SPAN or text[prev].isspace() or text[end - 1].isspace():
+                    _emit(text, prev, end, spans, regions)
+                else:
+                    spans.append((prev, end))
+            prev = m.end()
+        if prev < len(text):
+            _emit(text, prev, len(text), spans, regions)
+        return spans
+    atoms = {s for s, _, kind in regions if kind == _ATOM}
     for g0, g1 in _collect_cuts(text, regions) + [(len(text), len(text))]:
         if g0 > prev:
-            piece = _trimmed(text, prev, g0)
-            if piece is not None:
-                s, e = piece
-                if e - s > _MAX_SPAN and prev not in atoms:
-                    _split_long(text, s, e, regions, spans)
-                else:
-                    spans.append(piece)
+            _emit(text, prev, g0, spans, regions, whole=prev in atoms)
         if g1 > prev:
             prev = g1
     return spans

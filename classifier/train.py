@@ -49,13 +49,13 @@ class TrainParams:
     promo_insert_rate: float = 0.3
     wrong_category_rate: float = 0.15
     block_precision: float = 0.995
-    review_recall: float = 0.95
-    off_topic_recall: float = 0.9
+    review_recall: float = 0.9
+    off_topic_precision: float = 0.8
 
     def __post_init__(self):
         if self.folds < 2:
             raise ValueError(f"folds must be >= 2, got {self.folds}")
-        for name in ("block_precision", "review_recall", "off_topic_recall"):
+        for name in ("block_precision", "review_recall", "off_topic_precision"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
@@ -136,7 +136,7 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
         oof[test_idx] = _ordered_proba(comb, phi[test_idx])
     thresholds = choose_thresholds(y, oof, block_precision=params.block_precision,
                                    review_recall=params.review_recall,
-                                   off_topic_recall=params.off_topic_recall)
+                                   off_topic_precision=params.off_topic_precision)
     kinds = [e.kind for e in all_examples]
     report = report_from_probabilities(y, oof, thresholds, kinds=kinds)
     report["evaluated_on"] = f"out-of-fold predictions, {params.folds} grouped folds, augmented rows included"

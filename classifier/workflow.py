@@ -2,7 +2,8 @@
 
 Where things live: `POSTSIEVE_MODEL_DIR` (default: `<data dir>/models`), with the data directory
 from `POSTSIEVE_DATA_DIR` (default: `$XDG_DATA_HOME/postsieve`, i.e. `~/.local/share/postsieve`).
-The environment is read when these functions are called, never at import.
+The default corpus is `POSTSIEVE_CORPUS` (default: the bundled `training_data/`). The environment
+is read when these functions are called, never at import.
 """
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ def models_dir() -> Path:
     if os.environ.get("POSTSIEVE_MODEL_DIR"):
         return Path(os.environ["POSTSIEVE_MODEL_DIR"])
     return data_dir() / "models"
+
+
+def default_corpus() -> list[Path]:
+    """The corpus the default model is trained on: `POSTSIEVE_CORPUS` (paths separated by
+    os.pathsep), else the bundled `training_data/`."""
+    value = os.environ.get("POSTSIEVE_CORPUS")
+    if value:
+        return [Path(p) for p in value.split(os.pathsep) if p]
+    return [DEFAULT_CORPUS_DIR]
 
 
 def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
@@ -63,5 +73,5 @@ def ensure_model(directory: str | Path | None = None, *, corpus_paths: Iterable[
         if artifacts.active_version(directory) is None:
             say = progress or (lambda message: None)
             say(f"no model in {directory}: training the default model from the bundled corpus")
-            train_and_save(corpus_paths or [DEFAULT_CORPUS_DIR], directory, progress=progress)
+            train_and_save(corpus_paths or default_corpus(), directory, progress=progress)
     return artifacts.load_active(directory)

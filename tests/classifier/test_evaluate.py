@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from classifier.decision import Thresholds
+from classifier.evaluate import evaluate, format_report, recall_at_fpr, report_from_probabilities
+from tests.conftest import tiny_examples
+
+T = Thresholds(spam_block=0.9, spam_review=0.5, off_topic_review=0.5)
+
+
+def test_recall_at_fpr():
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.4, 0.3, 0.5, 0.2, 0.1, 0.1, 0.05, 0.0])
+    assert recall_at_fpr(y, s, 0.0) == 0.5
+    assert recall_at_fpr(y, s, 0.2) == 1.0
+
+
+def test_report_counts_and_per_kind():
+    labels = ["ok", "spam", "spam", "off_topic"]
+    p = np.array([[0.9, 0.05, 0.05], [0.02, 0.95, 0.03], [0.3, 0.6, 0.1], [0.2, 0.1, 0.7]])
+    r = report_from_probabilities(labels, p, T, kinds=["", "casino", "pharma", "news"])
+    assert r["accuracy"] == 1.0
+    assert r["decisions"]["spam"] == {"allow": 0, "review": 1, "block": 1}
+    assert r["block_precision"] == 1.0 and r["block_recall"] == 0.5
+    assert r["spam_recall_by_kind"]["casino"]["blocked"] == 1.0
+    assert r["spam_recall_by_kind"]["pharma"]["flagged"] == 1.0
+    assert r["confusion_matrix"]["matrix"] == [[1, 0, 0], [0, 2, 0], [0, 0, 1]]
+    text = format_report(r)
+    assert "spam recall at 1% FPR" in text and "casino" in text
+
+
+def test_evaluate_on_model(tiny_model):
+    r = evaluate(tiny_model, tiny_examples())
+    assert r["n"] == 32
+    assert 0 <= r["per_label"]["spam"]["roc_auc"] <= 1

@@ -1,0 +1,81 @@
+import pytest
+
+from classifier import Post, features
+
+
+@pytest.mark.parametrize("word, expected", [("v1.2.3", "v0.0.0"), ("2048x2048", "0x0"), ("abc", "abc")])
+def test_fold_digits(word, expected):
+    assert features.fold_digits(word) == expected
+
+
+def test_char_ngrams_are_padded_and_prefixed():
+    grams = features.char_ngrams("cell")
+    assert "c: ce" in grams and "c:ell " in grams and "c: cell" in grams
+    assert all(g.startswith("c:") for g in grams)
+    assert all(3 <= len(g) - 2 <= 5 for g in grams)
+
+
+def test_url_tokens():
+    toks = features.url_tokens("https://www.Best-Essay-Help.co.uk/buy/cheap-papers?x=1")
+    assert "link:best-essay-help.co.uk" in toks
+    assert "tld:uk" in toks
+    assert {"linkword:best", "linkword:essay", "linkword:help"} <= set(toks)
+    assert {"path:buy", "path:cheap", "path:papers"} <= set(toks)
+    assert "lc:essa" in toks
+
+
+def test_split_specials_blanks_links_and_contacts():
+    rest, toks = features.split_specials("Mail me at joe@shop.example.com or visit bestpills.shop/now")
+    assert "email" in toks and "link:bestpills.shop" in toks
+    assert "bestpills" not in rest and "@" not in rest
+
+
+def test_phone_token():
+    _, toks = features.split_specials("call 1 8 0 0 5 5 5 0 1 9 9 today")
+    assert "phone" in toks
+
+
+@pytest.mark.parametrize("text, name", [
+    ("To get more space news, you can visit Orbit official website.", "promo:official_site"),
+    ("to get more football news go to GoalZone", "promo:get_more"),
+    ("Click here for a free trial", "promo:click_here"),
+    ("Call now toll free for help", "promo:call_now"),
+    ("subscribe to my channel", "promo:follow_me"),
+])
+def test_promo_tokens(text, name):
+    assert name in features.promo_tokens(text)
+
+
+def test_promo_tokens_quiet_on_plain_questions():
+    assert features.promo_tokens("How do I threshold a 3D stack in Fiji?") == []
+
+
+def test_segments_offsets_index_original_fields():
+    post = Post("1", "  Title here ", "First sentence here. Second one is here!\n\nThird paragraph now.")
+    segs = features.segments(post)
+    assert segs[0].field == "title" and post.title[segs[0].start:segs[0].end] == "Title here"
+    bodies = [post.body[s.start:s.end] for s in segs if s.field == "body"]
+    assert bodies == ["First sentence here.", "Second one is here!", "Third paragraph now."]
+
+
+def test_lone_link_line_joins_previous_sentence():
+    post = Post("1", "", "Please read the installation guide below.\nhttps://example.org/guide\n\nRegards,\nAnna")
+    segs = features.segments(post)
+    assert len(segs) == 1
+    assert segs[0].start == 0 and segs[0].end == len(post.body)
+
+
+def test_post_tokens_whole_is_sum_of_segments_plus_post_level():
+    post = Post("1", "A title", "One sentence with https://github.com/a/b link. Another sentence.")
+    segs, lists, whole = features.post_tokens(post)
+    flat = [t for toks in lists for t in toks]
+    extra = whole[len(flat):]
+    assert whole[: len(flat)] == flat
+    assert all(t.split(":")[0] in ("links", "words", "link_at_end", "has_phone") for t in extra)
+    assert "links:<=1" in extra
+
+
+def test_field_prefix_limit():
+    post = Post("1", "", "word " * 10_000)
+    segs = features.segments(post)
+    assert max(s.end for s in segs) <= features.MAX_FIELD_CHARS

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from classifier import TrainParams, train_model
+from classifier.augment import CATEGORY_KIND, PROMO_KIND, insert_sentence, promo_inserts, wrong_categories
+from classifier.dataset import Example
+from classifier.train import _assign_folds
+from tests.conftest import tiny_examples
+
+
+def test_training_is_deterministic():
+    a = train_model(tiny_examples(), TrainParams(folds=3, min_df=1, seed=1))
+    b = train_model(tiny_examples(), TrainParams(folds=3, min_df=1, seed=1))
+    np.testing.assert_array_equal(a.model.weights_, b.model.weights_)
+    assert a.model.thresholds == b.model.thresholds
+    assert a.report["per_label"] == b.report["per_label"]
+
+
+def test_training_reports_held_out_metrics_and_counts(tiny_model):
+    result = train_model(tiny_examples(), TrainParams(folds=3, min_df=1))
+    assert result.label_counts == {"ok": 12, "spam": 10, "off_topic": 10}
+    assert set(result.augmented_counts) <= {PROMO_KIND, CATEGORY_KIND}
+    for key in ("per_label", "spam_recall_at_1pct_fpr", "confusion_matrix", "spam_recall_by_kind", "thresholds"):
+        assert key in result.report
+    assert "out-of-fold" in result.report["evaluated_on"]
+
+
+def test_training_needs_every_label():
+    only_ok = [e for e in tiny_examples() if e.label != "spam"]
+    with pytest.raises(ValueError, match="none for spam"):
+        train_model(only_ok, TrainParams(folds=3, min_df=1))
+
+
+def test_params_are_validated():
+    with pytest.raises(ValueError, match="folds must be >= 2"):
+        TrainParams(folds=1)
+    with pytest.raises(ValueError, match="block_precision must be in"):
+        TrainParams(block_precision=1.5)
+
+
+def test_folds_keep_groups_together():
+    examples = tiny_examples()
+    grouped = [Example(e.post, e.label, e.kind, e.promo, group="g" + str(i // 2)) for i, e in enumerate(examples)]
+    fold_of = _assign_folds(grouped, TrainParams(folds=3))
+    assert set(fold_of) == {e.group_key for e in grouped}
+
+
+def test_insert_sentence_keeps_host_text():
+    import random
+
+    body = "First sentence here. Second sentence follows. Third one ends."
+    for seed in range(20):
+        out = insert_sentence(body, "Visit Promo official website.", random.Random(seed))
+        assert "Visit Promo official website." in out
+        for word in ("First", "Second", "Third"):
+            assert word in out
+
+
+def test_augmentations_are_labelled_and_grouped_with_their_host():
+    import random
+
+    examples = tiny_examples()
+    inserts = promo_inserts(examples, 0.5, random.Random(0))
+    assert inserts and all(e.label == "spam" and e.kind == PROMO_KIND for e in inserts)
+    for e in inserts:
+        assert e.promo[0] in e.post.body
+        assert e.group_key == e.post.id.split("~")[0]
+    moved = wrong_categories(examples, ["3D Segmentation", "Cell Tracking", "Fiji / ImageJ"], 0.5, random.Random(0))
+    originals = {e.post.id: e for e in examples}
+    for e in moved:
+        assert e.label == "off_topic" and e.kind == CATEGORY_KIND
+        assert e.post.category != originals[e.group_key].post.category
+        assert e.post.body == originals[e.group_key].post.body

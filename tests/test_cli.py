@@ -1,0 +1,140 @@
+"""End-to-end: the real `postsieve` console command in a subprocess."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tiny_examples
+
+pytestmark = pytest.mark.e2e
+POSTSIEVE = str(Path(sys.executable).with_name("postsieve"))
+
+
+def run(*args, input=None, env_extra=None, check=True):
+    env = {**os.environ, **(env_extra or {})}
+    proc = subprocess.run([POSTSIEVE, *args], input=input, capture_output=True, text=True, env=env, timeout=600)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "tiny.jsonl"
+    with path.open("w") as f:
+        for e in tiny_examples():
+            record = {"id": e.post.id, "title": e.post.title, "body": e.post.body, "category": e.post.category,
+                      "label": e.label, "kind": e.kind}
+            if e.promo:
+                record["promo"] = list(e.promo)
+            f.write(json.dumps(record) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, corpus_file):
+    out = tmp_path_factory.mktemp("models")
+    proc = run("train", str(corpus_file), "--out", str(out), "--seed", "3")
+    assert "spam recall at 1% FPR" in proc.stdout
+    assert "thresholds:" in proc.stdout
+    return out
+
+
+def test_help_lists_commands():
+    out = run("--help").stdout
+    for command in ("train", "evaluate", "classify", "score", "serve"):
+        assert command in out
+
+
+def test_train_writes_an_active_version(models):
+    (version,) = [p for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert (models / "ACTIVE").read_text().strip() == version.name
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert manifest["params"]["seed"] == 3
+
+
+def test_classify_json_from_options(models):
+    out = run("classify", "--model", str(models), "--json", "--id", "p1", "--title", "Printer offline",
+              "--body", "Call the printer helpline now toll free").stdout
+    body = json.loads(out)
+    assert body["id"] == "p1"
+    assert list(body) == ["id", "label", "decision", "scores", "highlights", "reasons", "model_version"]
+
+
+def test_classify_from_stdin_json_and_text(models):
+    body = json.loads(run("classify", "--model", str(models), "--json",
+                          input=json.dumps({"id": 9, "title": "", "body": "thanks, that worked"})).stdout)
+    assert body["id"] == "9"
+    human = run("classify", "--model", str(models), input="plain text body from a pipe").stdout
+    assert "label=" in human and "model " in human
+
+
+def test_score_jsonl_and_csv(models, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "title": "", "body": f"text {i}"}) + "\n" for i in range(5)))
+    run("score", str(src), "-o", str(tmp_path / "out.jsonl"), "--model", str(models))
+    rows = [json.loads(l) for l in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["0", "1", "2", "3", "4"]
+    csv_in = tmp_path / "in.csv"
+    csv_in.write_text("pid,subject,message\n1,Hi,hello there\n2,,second\n")
+    proc = run("score", str(csv_in), "-o", str(tmp_path / "out.csv"), "--model", str(models),
+               "--id-field", "pid", "--title-field", "subject", "--body-field", "message")
+    assert "scored 2 posts" in proc.stderr
+    assert (tmp_path / "out.csv").read_text().startswith("id,label,decision")
+
+
+def test_score_stdin_to_stdout(models):
+    proc = run("score", "-", "--model", str(models), input=json.dumps({"id": "x", "title": "", "body": "hi"}) + "\n")
+    assert json.loads(proc.stdout)["id"] == "x"
+
+
+def test_score_bad_line_is_one_clear_error(models, tmp_path):
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"id": 1, "title": "", "body": "fine"}\n{oops\n{"id": 3, "title": "", "body": "fine"}\n')
+    proc = run("score", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(models), check=False)
+    assert proc.returncode != 0
+    assert f"{src}:2: malformed JSON" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    ok = run("score", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(models), "--skip-bad")
+    assert "1 bad row(s) skipped" in ok.stderr
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 2
+
+
+def test_score_wrong_column_names_the_columns(models, tmp_path):
+    src = tmp_path / "x.csv"
+    src.write_text("id,text\n1,hello\n")
+    proc = run("score", str(src), "--model", str(models), check=False)
+    assert proc.returncode != 0
+    assert "missing column(s) title, body; columns found: id, text" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["score", "/nonexistent.jsonl"], "no such file"),
+    (["score", "posts.txt"], "cannot tell the format"),
+    (["evaluate", "/nonexistent.jsonl"], "does not exist"),
+    (["classify", "--model", "/nonexistent", "--body", "x"], "no such model directory"),
+])
+def test_bad_arguments_fail_with_one_line(args, message):
+    proc = run(*args, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def test_evaluate_prints_and_writes_json(models, corpus_file, tmp_path):
+    out = tmp_path / "report.json"
+    proc = run("evaluate", str(corpus_file), "--model", str(models), "--json", str(out))
+    assert "precision" in proc.stdout and "spam kind" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["n"] == 32 and "confusion_matrix" in report
+
+
+def test_first_use_trains_the_default_model(tmp_path, corpus_file, monkeypatch):
+    """No model yet: the command trains one (progress on stderr) and then answers."""
+    proc = run("classify", "--json", "--body", "hello", env_extra={"POSTSIEVE_MODEL_DIR": str(tmp_path / "m"),
+                                                                  "POSTSIEVE_CORPUS": str(corpus_file)})
+    assert "training the default model" in proc.stderr
+    assert json.loads(proc.stdout)["id"] == "cli"
