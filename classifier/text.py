@@ -94,7 +94,7 @@ _HTML_TOKEN = re.compile(
         (?P<comment>!--.*?(?:-->|\Z))
       | (?P<raw>(?P<rawname>script|style)\b[^>]*>.*?(?:</(?P=rawname)\s*>|\Z))
       | (?P<decl>!(?:doctype\b|\[CDATA\[)[^>]*>)
-      | (?P<anchor>a\b(?P<aattrs>[^>]*)>(?P<atext>.*?)</a\s*>)
+      | (?P<anchor>a\b(?P<aattrs>[^<>]*)>(?P<atext>[^<]*(?:<(?!/?a\b)[^<]*)*)</a\s*>)
       | (?P<tag>/?(?P<name>[A-Za-z][A-Za-z0-9]*(?::[A-Za-z][A-Za-z0-9]*)?)
           (?P<attrs>(?:\s+[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]+))?)*)
           \s*/?>)
@@ -287,10 +287,10 @@ _DOT_CHAR_HIT = re.compile(r"\.(?:(?<=[ \t\[({<]\.)|(?<=[ \t\[({<][ \t]\.)|(?=[ 
 _HXXP = re.compile(r"[hH](?<![\w][hH])[xX][xX][pP]([sS]?)(?:\[:\]|:)//")
 _SPACED_WWW = re.compile(
     rf"[wW](?<![\w.][wW])[ \t]*[wW][ \t]*[wW](?:{_OBF_SEP}|\.|[ \t]+)"
-    rf"(?={_LABEL}(?:{_ANY_SEP}{_LABEL})*{_ANY_SEP}(?i:{_TLD_ALT})(?![\w-]))"
+    rf"(?={_LABEL}(?:{_ANY_SEP}{_LABEL}){{0,8}}{_ANY_SEP}(?i:{_TLD_ALT})(?![\w-]))"
 )
 _DOMAIN_CHAIN = re.compile(
-    rf"(?<![\w.@-])(?P<chain>(?P<first>{_LABEL})(?:{_ANY_SEP}{_LABEL})*{_ANY_SEP}(?P<tld>(?i:{_TLD_ALT})))"
+    rf"(?<![\w.@-])(?P<chain>(?P<first>{_LABEL})(?:{_ANY_SEP}{_LABEL}){{0,8}}{_ANY_SEP}(?P<tld>(?i:{_TLD_ALT})))"
     rf"(?![\w-]|\.[A-Za-z0-9])"
 )
 _OBF_SEP_RE = re.compile(_OBF_SEP)
@@ -308,8 +308,8 @@ _DOT_STOPWORDS = frozenset(
     middle connect dot dots
     """.split()
 )
-_BRACKET_AT_DOMAIN = rf"(?=(?:{_LABEL}\.)+[A-Za-z]{{2,24}}\b)"
-_SPACED_AT_DOMAIN = rf"(?=(?:{_LABEL}\.)+(?i:{_TLD_ALT})\b)"
+_BRACKET_AT_DOMAIN = rf"(?=(?:{_LABEL}\.){{1,8}}[A-Za-z]{{2,24}}\b)"
+_SPACED_AT_DOMAIN = rf"(?=(?:{_LABEL}\.){{1,8}}(?i:{_TLD_ALT})\b)"
 _OBF_AT = re.compile(
     rf"""
     [ \t\[({{<](?<=[A-Za-z0-9_.+-].)
@@ -320,9 +320,15 @@ _OBF_AT = re.compile(
     """,
     re.X,
 )
-# Gates on the lower-cased text: a plain `in` test is far cheaper than a regex scan.
-_WWW_HINTS = ("w w", "www ")
 _SEP_EDGE = " \t[({<])}>"
+
+
+def _has_bracketed_at(low: str) -> bool:
+    """Cheap gate for '[at]', '(at)', '{ at }' ...: plain `in` tests beat a regex scan here."""
+    for closer in ")]}>":
+        if closer in low and ("at" + closer in low or "at " + closer in low):
+            return True
+    return False
 
 
 def _hxxp_replacement(m: re.Match) -> str:
@@ -391,12 +397,12 @@ def deobfuscate(text: str) -> str:
     low = text.lower()
     if "hxxp" in low:
         text = _HXXP.sub(_hxxp_replacement, text)
-    if any(h in low for h in _WWW_HINTS):
+    if "w w" in low or "www " in low:
         text = _SPACED_WWW.sub("www.", text)
     word_hits = "dot" in low
-    if word_hits or "." in text:
+    if word_hits or ("." in text and _DOT_CHAR_HIT.search(text)):
         text = _undo_dot_chains(text, word_hits)
-    if ("@" in text and (" @" in text or "\t@" in text)) or any(c in low and ("at" + c in low or "at " + c in low) for c in ")]}>"):
+    if ("@" in text and (" @" in text or "\t@" in text)) or _has_bracketed_at(low):
         text = _OBF_AT.sub("@", text)
     return text
 
@@ -445,6 +451,9 @@ def normalise(text: str) -> str:
       and may leave spacing that squeeze_space then tidies.
     * squeeze_space last: every earlier step can delete characters or insert
       newlines, leaving irregular whitespace behind.
+    remove_invisible and straighten_quotes run here as one regex scan: their
+    character sets are disjoint and neither produces input for the other, so the
+    result equals running them in turn (a test checks this).
     """
     text = strip_html(text)
     text = nfkc(text)
@@ -466,7 +475,7 @@ _WWW_URL = re.compile(rf"www\d{{0,3}}\.{_LABEL}\.[A-Za-z]{_URL_BODY}*", re.I)
 _TLD_HIT = re.compile(r"\.([A-Za-z]{2,12})(?![\w@-]|\.[A-Za-z0-9])")  # TLD checked against the set
 _HOST_CHARS_REVERSED = re.compile(r"[A-Za-z0-9.-]*")
 _BARE_DOMAIN = re.compile(
-    rf"(?<![\w.@/:%+-])(?P<first>{_LABEL})(?:\.{_LABEL})*\.(?:{_TLD_ALT})"
+    rf"(?<![\w.@/:%+-])(?P<first>{_LABEL})(?:\.{_LABEL}){{0,10}}\.(?:{_TLD_ALT})"
     rf"(?![\w@-]|\.[A-Za-z0-9])(?::\d{{2,5}})?(?:[/?\#]{_URL_BODY}*)?",
     re.I,
 )
@@ -591,7 +600,7 @@ def url_domain(url: str) -> str:
 
 
 _EMAIL_RE = re.compile(
-    rf"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{{0,63}}@(?:{_LABEL}\.)+(?P<tld>[A-Za-z]{{2,24}})"
+    rf"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{{0,63}}@(?:{_LABEL}\.){{1,10}}(?P<tld>[A-Za-z]{{2,24}})"
     rf"(?![\w-]|\.[A-Za-z0-9]|@)"
 )
 _NOT_EMAIL_TLDS = frozenset("png jpg jpeg gif svg webp tif tiff bmp".split())
@@ -720,18 +729,6 @@ _FENCE = re.compile(
     r"^[ \t]{0,3}(?P<fc>`{3,}|~{3,})[^`\n]*(?:\n.*?(?:\n[ \t]{0,3}(?P=fc)[`~]*[ \t]*(?=\n|\Z)|\Z)|\Z)",
     re.M | re.S,
 )
-# HTML constructs and inline code spans.  The pattern starts with "<" or "`" so the engine
-# jumps between those characters instead of trying every position.
-_SS_REGION = re.compile(
-    r"""
-      <(?: (?P<skip>(?:script|style)\b[^>]*>.*?(?:</(?:script|style)\s*>|\Z)|!--.*?(?:-->|\Z))
-         | (?P<pre>pre\b[^>]*>.*?(?:</pre\s*>|\Z))
-         | (?P<tag>/?(?P<tn>[A-Za-z][A-Za-z0-9]*)\b[^<>]*>)
-       )
-    | `(?P<bt>`*)[^`\n](?:[^\n]*?[^`\n])??`(?P=bt)(?!`)
-    """,
-    re.I | re.S | re.X,
-)
 _SS_BLOCK_TAGS = frozenset(
     """
     p div br li ul ol blockquote h1 h2 h3 h4 h5 h6 tr td th table thead tbody tfoot hr
@@ -739,6 +736,19 @@ _SS_BLOCK_TAGS = frozenset(
     form fieldset body html head title center
     """.split()
 )
+# HTML constructs, then inline code spans.  Each pattern starts with a literal ("<", "`") so
+# the engine jumps from one to the next instead of trying every position.
+_SS_HTML = re.compile(
+    r"""
+    <(?: (?P<skip>(?:script|style)\b[^>]*>.*?(?:</(?:script|style)\s*>|\Z))
+       | (?P<comment>!--.*?(?:-->|\Z))
+       | (?P<pre>pre\b[^>]*>.*?(?:</pre\s*>|\Z))
+       | (?P<tag>/?(?P<tn>[A-Za-z][A-Za-z0-9]*)\b[^<>]*>)
+     )
+    """,
+    re.I | re.S | re.X,
+)
+_SS_INLINE_CODE = re.compile(r"`(?P<bt>`*)[^`\n](?:[^\n]*?[^`\n])??`(?P=bt)(?!`)")
 # Abbreviations after which a full stop does not end the sentence, grouped by length because
 # each look-behind must have a fixed width.  The BEFORE_NUM ones only count before a number.
 _ABBR_ALWAYS_2 = "al|vs|dr|mr|ms|st|jr|sr|pp|cf|ca|eq|mt|lt|ft"
@@ -825,30 +835,39 @@ def _glued_is_boundary(text: str, m: re.Match) -> bool:
     return not ("/" in token or "@" in token or "=" in token or "www." in token.lower())
 
 
-def _find_regions(text: str) -> list[tuple[int, int, int]]:
-    """Locate code fences, HTML blocks, tags and inline code: places a sentence must not be cut."""
-    n = len(text)
-    fences: list[tuple[int, int]] = []
-    if "```" in text or "~~~" in text:
-        fences = [m.span() for m in _FENCE.finditer(text)]
-    if "<" not in text and "`" not in text:
-        return [(s, e, _ATOM) for s, e in fences]
-    regions = []
+def _regions_between(
+    regex: re.Pattern, text: str, outer: list[tuple[int, int, int]], classify
+) -> list[tuple[int, int, int]]:
+    """Add the matches of `regex` that lie between the already known regions, keeping order."""
+    merged = []
     pos = 0
-    for fs, fe in fences + [(n, n)]:
-        for m in _SS_REGION.finditer(text, pos, fs):
-            if m.group("tag") is not None:
-                kind = _GAP if m.group("tn").lower() in _SS_BLOCK_TAGS else _PROTECT
-            elif m.group("pre") is not None:
-                kind = _ATOM
-            elif m.group("skip") is not None:
-                kind = _GAP
-            else:  # inline code
-                kind = _PROTECT
-            regions.append((m.start(), m.end(), kind))
-        if fe > fs:
-            regions.append((fs, fe, _ATOM))
-        pos = fe
+    for region in outer + [(len(text), len(text), -1)]:
+        merged.extend((*m.span(), classify(m)) for m in regex.finditer(text, pos, region[0]))
+        if region[2] != -1:
+            merged.append(region)
+        pos = region[1]
+    return merged
+
+
+def _html_region_kind(m: re.Match) -> int:
+    """Say how an HTML construct affects splitting: a boundary, a whole span, or just protected."""
+    kind = m.lastgroup
+    if kind == "tag":
+        return _GAP if m.group("tn").lower() in _SS_BLOCK_TAGS else _PROTECT
+    if kind == "pre":
+        return _ATOM
+    return _GAP if kind == "skip" else _PROTECT  # script/style blocks separate; comments do not
+
+
+def _find_regions(text: str) -> list[tuple[int, int, int]]:
+    """Locate code fences, inline code and HTML constructs: places a sentence must not be cut."""
+    regions: list[tuple[int, int, int]] = []
+    if "```" in text or "~~~" in text:
+        regions = [(*m.span(), _ATOM) for m in _FENCE.finditer(text)]
+    if "`" in text:
+        regions = _regions_between(_SS_INLINE_CODE, text, regions, lambda m: _PROTECT)
+    if "<" in text:
+        regions = _regions_between(_SS_HTML, text, regions, _html_region_kind)
     return regions
 
 
@@ -867,14 +886,15 @@ def _cut_of(text: str, m: re.Match) -> tuple[int, int] | None:
 def _collect_cuts(text: str, regions: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
     """Find every boundary as (end of previous piece, start of next piece), skipping protected spots."""
     cuts = []
-    starts = [r[0] for r in regions]
+    i, count = 0, len(regions)
     for m in _BOUNDARY.finditer(text):
         cut = _cut_of(text, m)
         if cut is None:
             continue
-        i = bisect_right(starts, cut[0]) - 1
-        if i >= 0 and regions[i][0] < cut[0] < regions[i][1]:
-            continue
+        while i < count and regions[i][1] <= cut[0]:
+            i += 1  # both lists are in text order: walk the regions alongside the cuts
+        if i < count and regions[i][0] < cut[0]:
+            continue  # inside a tag, code span or fence
         cuts.append(cut)
     for s, e, kind in regions:
         if kind == _GAP:

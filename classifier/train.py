@@ -45,7 +45,7 @@ class TrainParams:
     combiner_C: float = 1.0
     min_df: int = 2
     sentence_weight: float = 0.5
-    sentences_per_post: int = 2
+    sentences_per_post: int = 4
     promo_insert_rate: float = 0.3
     wrong_category_rate: float = 0.15
     block_precision: float = 0.995
@@ -184,7 +184,7 @@ def _tokenise(example: Example, params: TrainParams, rng: random.Random) -> _Tok
         # plus a few random sentences.
         with_links = [i for i, (ws, extra) in enumerate(parts) if any(t.startswith(_CONTACT) for t in extra)]
         others = [i for i, s in enumerate(segs) if len(s.text.split()) >= 3 and i not in with_links]
-        per_post = params.sentences_per_post if example.label == "ok" else 1
+        per_post = params.sentences_per_post if example.label == "ok" else max(1, params.sentences_per_post - 1)
         for i in with_links + rng.sample(others, k=min(per_post, len(others))):
             sentences.append((lists[i], example.label))
     return _Tokenised(whole, sentences)

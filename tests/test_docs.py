@@ -1,0 +1,56 @@
+"""Docs and public surface stay true to the code."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import classifier
+from service.cli import cli
+from service.config import SETTINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help_with_an_example(name):
+    command = cli.commands[name]
+    assert command.help and "Example:" in command.help, f"{name} needs help text with an Example: block"
+
+
+def test_exported_members_match_all():
+    public = {n for n in dir(classifier) if not n.startswith("_")}
+    modules = {n for n in public if type(getattr(classifier, n)).__name__ == "module"}
+    assert set(classifier.__all__) == public - modules
+
+
+def test_no_web_framework_in_classifier():
+    for path in (ROOT / "classifier").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert "flask" not in imported and "werkzeug" not in imported, path
+        if path.name != "cli.py":
+            assert "click" not in imported, f"{path.name}: only classifier/cli.py may use click"
+
+
+def test_every_setting_is_documented():
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    for setting in SETTINGS:
+        assert f"`POSTSIEVE_{setting.name}`" in doc, f"POSTSIEVE_{setting.name} is not in docs/configuration.md"
+
+
+def test_readme_quick_start_has_exactly_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start.*?```sh\n(.*?)```", readme, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+    assert commands == ["make serve", "make test"]
+
+
+def test_datacard_counts_match_the_corpus():
+    from classifier import load_corpus
+
+    corpus = load_corpus([ROOT / "training_data"])
+    card = (ROOT / "training_data" / "DATACARD.md").read_text()
+    for label, count in corpus.label_counts().items():
+        assert f"| `{label}` | {count} |" in card, f"DATACARD.md is stale for {label}: run scripts/datacard.py"
