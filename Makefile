@@ -20,7 +20,8 @@ test-fast: install
 	$(VENV)/bin/python -m pytest -m "not behaviour and not e2e" $(ARGS)
 
 bench: install
-	$(VENV)/bin/python benchmarks/run_all.py $(ARGS)
+	$(VENV)/bin/python benchmarks/speed.py --json var/bench-speed.json
+	$(VENV)/bin/python benchmarks/realworld.py --json var/bench-realworld.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -75,7 +75,8 @@ def promo_inserts(examples: list[Example], rate: float, rng: random.Random) -> l
 def wrong_categories(examples: list[Example], categories: list[str], rate: float, rng: random.Random,
                      weight: float = 0.5) -> list[Example]:
     """New off-topic examples: legitimate posts filed in a category they were not written for."""
-    hosts = [e for e in examples if e.label == "ok" and e.post.category in categories]
+    hosts = [e for e in examples if e.label == "ok" and e.post.category in categories
+             and len(e.post.body.split()) >= 30]  # a short reply fits any category
     if len(categories) < 2 or not hosts:
         return []
     chosen = rng.sample(hosts, k=min(len(hosts), int(round(rate * len(hosts)))))

@@ -22,6 +22,21 @@ def recall_at_fpr(y_true, scores, max_fpr: float) -> float:
     return float(tpr[ok].max()) if ok.any() else 0.0
 
 
+def expected_calibration_error(y_true, scores, bins: int = 10) -> float:
+    """Mean gap between predicted probability and observed frequency, over equal-width bins."""
+    y_true = np.asarray(y_true, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    if len(scores) == 0:
+        return float("nan")
+    which = np.minimum((scores * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            gap += mask.mean() * abs(scores[mask].mean() - y_true[mask].mean())
+    return float(gap)
+
+
 def _auc(y_true, scores) -> float:
     y_true = np.asarray(y_true, dtype=bool)
     if y_true.all() or not y_true.any():
@@ -65,6 +80,9 @@ def report_from_probabilities(labels: Sequence[str], probabilities, thresholds: 
         "spam_roc_auc": per_label["spam"]["roc_auc"],
         "spam_recall_at_1pct_fpr": recall_at_fpr(is_spam, p[:, 1], 0.01),
         "off_topic_roc_auc": per_label["off_topic"]["roc_auc"],
+        "calibration": {label: {"brier": float(np.mean((p[:, i] - (y == label)) ** 2)) if len(y) else float("nan"),
+                                "ece": expected_calibration_error(y == label, p[:, i])}
+                        for i, label in enumerate(LABELS)},
         "confusion_matrix": {"labels": list(LABELS),
                              "matrix": confusion_matrix(y, predicted, labels=list(LABELS)).tolist()},
         "decisions": {label: {d: int(by_label[label][d]) for d in DECISIONS} for label in LABELS},
@@ -103,7 +121,8 @@ def format_report(report: dict) -> str:
         lines.append(f"{label:<10} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} "
                      f"{m['roc_auc']:>8.3f} {m['support']:>8d}")
     lines.append("")
-    lines.append(f"spam recall at 1% FPR: {report['spam_recall_at_1pct_fpr']:.3f}")
+    lines.append(f"spam recall at 1% FPR: {report['spam_recall_at_1pct_fpr']:.3f}   calibration (ECE): " +
+                 ", ".join(f"{label} {m['ece']:.3f}" for label, m in report["calibration"].items()))
     lines.append(f"block precision: {report['block_precision']:.4f}   block recall: {report['block_recall']:.3f}"
                  f"   legitimate posts blocked: {report['legit_blocked_rate']:.4f}")
     cm = report["confusion_matrix"]

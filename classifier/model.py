@@ -1,14 +1,15 @@
 """The fitted model: scores posts and their sentences, explains the scores, decides.
 
-Two stages, both logistic regressions:
+Two stages of logistic regression:
 
 1. The *base* model, TF-IDF (word 1-2-grams, character 3-5-grams, link, contact and promotional
    tokens) + multinomial logistic regression over ok / spam / off_topic. It is trained on whole
-   posts and on single sentences, so it can score either. A second logistic regression on the
-   same vector predicts the category a post belongs in.
-2. The *combiner*, a small logistic regression over five numbers per post: the base model's
+   posts and on single sentences, so it can score either. A nearest-centroid model on the same
+   vector says which category a post belongs in (`category.py`).
+2. The *combiner*, a small logistic regression over six numbers per post: the base model's
    spam and off-topic log-odds for the whole post, the highest spam log-odds of any one sentence,
-   the number of sentences, and how badly the filed category fits the text. It is fitted on
+   the number of sentences, how badly the filed category fits the text, and the mean spam
+   log-odds of the sentences. It is fitted on
    out-of-fold base scores, which is what makes its probabilities calibrated, and it is how one
    promotional sentence makes a long legitimate-looking article spam.
 
@@ -32,10 +33,11 @@ from .types import LABELS, Highlight, Post, Reason, Scored
 OK, SPAM, OFF = 0, 1, 2
 #: Names of the combiner's inputs, in order; they appear in reasons.
 COMBINER_FEATURES = ("post_spam_logit", "post_off_topic_logit", "best_sentence_spam_logit",
-                     "log_sentences", "category_mismatch")
+                     "log_sentences", "category_mismatch", "mean_sentence_spam_logit")
 #: A sentence is highlighted when its own spam probability reaches this.
 HIGHLIGHT_MIN = 0.5
 MAX_HIGHLIGHTS = 3
+MISMATCH_FULL_WORDS = 40
 MAX_REASONS = 10
 _WORD_CACHE_LIMIT = 300_000
 
@@ -129,7 +131,7 @@ class Model:
         return np.array(out).reshape(-1, len(LABELS))
 
     def combiner_inputs(self, post: Post) -> np.ndarray:
-        """The five numbers the combiner sees for one post (used by training and tests)."""
+        """The six numbers the combiner sees for one post (used by training and tests)."""
         segs, counts = self._count(post)
         return self._combiner_inputs(post, segs, self._logits(counts))[0]
 
@@ -154,9 +156,8 @@ class Model:
         vocab, cache = self.vocabulary_, self._word_cache
         flat: list[int] = []
         lengths, extras = [], []
-        for seg in segs:
+        for ws, extra in features.segments_parts([seg.text for seg in segs]):
             before = len(flat)
-            ws, extra = features.segment_parts(seg.text)
             for w in ws:
                 idxs = cache.get(w)
                 if idxs is None:
@@ -197,21 +198,26 @@ class Model:
         return z
 
     def _combiner_inputs(self, post: Post, segs, z: np.ndarray) -> tuple[np.ndarray, int]:
-        """The combiner's five inputs, and the row index of the most spam-like segment (-1: none)."""
+        """The combiner's six inputs, and the row index of the most spam-like segment (-1: none)."""
         whole = z[-1]
         seg_spam = z[:-1, SPAM] - z[:-1, OK]
         if len(seg_spam):
             best = int(np.argmax(seg_spam))
             best_spam = float(seg_spam[best])
+            mean_spam = float(seg_spam.mean())
         else:
             best, best_spam = -1, float(whole[SPAM] - whole[OK])
+            mean_spam = best_spam
         mismatch = 0.0
         ci = self._category_index.get(post.category) if post.category else None
         if ci is not None:
             p = _softmax(whole[3:])
-            mismatch = float(1.0 - p[ci] / p.max())
+            # A short reply ("works now, cheers") says too little about where it belongs: the
+            # mismatch counts in full only from MISMATCH_FULL_WORDS words on.
+            n_words = sum(seg.text.count(" ") + 1 for seg in segs)
+            mismatch = float(1.0 - p[ci] / p.max()) * min(1.0, n_words / MISMATCH_FULL_WORDS)
         phi = np.array([whole[SPAM] - whole[OK], whole[OFF] - whole[OK], best_spam,
-                        math.log1p(len(segs)), mismatch])
+                        math.log1p(len(segs)), mismatch, mean_spam])
         return phi, best
 
     def _highlights(self, segs, z: np.ndarray, label: str) -> tuple[Highlight, ...]:
@@ -234,12 +240,14 @@ class Model:
         ref = SPAM if label_index == OK else OK
         alpha = self.combiner_coef_[label_index] - self.combiner_coef_[ref]
         whole_row = counts.n_rows - 1
-        keep = (counts.rows == whole_row) | (counts.rows == best)
-        rows, idx, x = counts.rows[keep], counts.idx[keep], counts.x[keep]
+        rows, idx, x = counts.rows, counts.idx, counts.x
         wi = self.weights_[idx]
         d_spam = wi[:, SPAM] - wi[:, OK]
         is_whole = rows == whole_row
-        coef = np.where(is_whole, alpha[0] * d_spam + alpha[1] * (wi[:, OFF] - wi[:, OK]), 0.0)
+        # whole post: spam and off-topic logits; every sentence: its share of the mean sentence
+        # logit; the best sentence: the max sentence logit
+        coef = np.where(is_whole, alpha[0] * d_spam + alpha[1] * (wi[:, OFF] - wi[:, OK]),
+                        (alpha[5] / max(whole_row, 1)) * d_spam)
         if best >= 0:
             coef = coef + np.where(rows == best, alpha[2] * d_spam, 0.0)
         uniq, inverse = np.unique(idx, return_inverse=True)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from classifier.decision import Thresholds
-from classifier.evaluate import evaluate, format_report, recall_at_fpr, report_from_probabilities
+from classifier.evaluate import (evaluate, expected_calibration_error, format_report, recall_at_fpr,
+                                 report_from_probabilities)
 from tests.conftest import tiny_examples
 
 T = Thresholds(spam_block=0.9, spam_review=0.5, off_topic_review=0.5)
@@ -33,3 +34,8 @@ def test_evaluate_on_model(tiny_model):
     r = evaluate(tiny_model, tiny_examples())
     assert r["n"] == 32
     assert 0 <= r["per_label"]["spam"]["roc_auc"] <= 1
+
+
+def test_expected_calibration_error():
+    assert expected_calibration_error([1, 0, 1, 0], [1.0, 0.0, 1.0, 0.0]) == 0.0
+    assert expected_calibration_error([0, 0], [0.95, 0.95]) == pytest.approx(0.95)

@@ -38,7 +38,7 @@ def test_reasons_are_exact_contributions(tiny_model, monkeypatch):
     import classifier.model as model_module
 
     monkeypatch.setattr(model_module, "MAX_REASONS", 10**9)
-    post = POSTS[12]  # a spam post
+    post = POSTS[18]  # a spam post with two sentences
     scored = tiny_model.score_one(post)
     a = LABELS.index(scored.label)
     r = 1 if a == 0 else 0
@@ -48,10 +48,10 @@ def test_reasons_are_exact_contributions(tiny_model, monkeypatch):
     target = (coef[a] - coef[r]) @ phi + bias[a] - bias[r]
     alpha = coef[a] - coef[r]
     b = tiny_model.bias_
-    best = int(np.argmax(z[:-1, 1] - z[:-1, 0])) if len(segs) else -1
-    intercepts = alpha[0] * (b[1] - b[0]) + alpha[1] * (b[2] - b[0]) + bias[a] - bias[r]
-    if best >= 0 and any(True for _ in [0]):
-        intercepts += alpha[2] * (b[1] - b[0])
+    assert len(segs) > 1
+    # each sentence logit and the post logits carry the base intercepts; the combiner adds its own
+    intercepts = (alpha[0] * (b[1] - b[0]) + alpha[1] * (b[2] - b[0]) + alpha[2] * (b[1] - b[0])
+                  + alpha[5] * (b[1] - b[0]) + bias[a] - bias[r])
     total = sum(reason.weight for reason in scored.reasons) + intercepts
     assert total == pytest.approx(target, abs=1e-6)
 
@@ -74,7 +74,7 @@ def test_empty_post_scores(tiny_model):
 def test_combiner_inputs_shape_and_unknown_category(tiny_model):
     phi = tiny_model.combiner_inputs(Post("c", "t", "some words here", "No Such Category"))
     assert phi.shape == (len(COMBINER_FEATURES),)
-    assert phi[-1] == 0.0
+    assert phi[COMBINER_FEATURES.index("category_mismatch")] == 0.0
 
 
 def test_truncation_flag(tiny_model):
