@@ -2,7 +2,7 @@
 
 Two stages of logistic regression:
 
-1. The *base* model, TF-IDF (word 1-2-grams, character 3-5-grams, link, contact and promotional
+1. The *base* model, TF-IDF (word 1-2-grams, character 3-4-grams, link, contact and promotional
    tokens) + multinomial logistic regression over ok / spam / off_topic. It is trained on whole
    posts and on single sentences, so it can score either. A nearest-centroid model on the same
    vector says which category a post belongs in (`category.py`).
@@ -75,9 +75,21 @@ class Model:
             self.categories = []
             cat_w = np.zeros((base_w.shape[0], 0))
             cat_b = np.zeros(0)
-        self.vocabulary_ = self.vectorizer.vocabulary_
-        self.idf_ = np.asarray(self.tfidf.idf_, dtype=np.float64)
+        idf = np.asarray(self.tfidf.idf_, dtype=np.float64)
+        # scikit-learn's column order, for the reference path
         self.weights_ = np.ascontiguousarray(np.hstack([base_w, cat_w]), dtype=np.float64)
+        # The fast path renumbers features from the most to the least frequent (lowest idf
+        # first), so the rows it gathers for common terms sit together in the CPU cache, and
+        # keeps idf with the three base weights in one table (one gather instead of two).
+        order = np.argsort(idf, kind="stable")
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        # Indices are stored plus one, so `filter(None, map(vocab.get, tokens))` drops unknown
+        # tokens at C speed; `_count` subtracts the one again.
+        self.vocabulary_ = {term: int(position[i]) + 1 for term, i in self.vectorizer.vocabulary_.items()}
+        self._order = order
+        self.table_ = np.ascontiguousarray(np.column_stack([idf[order], self.weights_[order, :3]]))
+        self.category_weights_ = np.ascontiguousarray(self.weights_[order, 3:])
         self.bias_ = np.concatenate([base_b, cat_b]).astype(np.float64)
         if self.combiner is not None:  # None only while training computes out-of-fold inputs
             comb_order = [list(self.combiner.classes_).index(label) for label in LABELS]
@@ -89,8 +101,9 @@ class Model:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for derived in ("vocabulary_", "idf_", "weights_", "bias_", "combiner_coef_", "combiner_bias_",
-                        "_category_index", "_feature_names", "_word_cache", "categories"):
+        for derived in ("vocabulary_", "table_", "weights_", "category_weights_", "bias_", "combiner_coef_",
+                        "combiner_bias_", "_order", "_category_index", "_feature_names", "_word_cache",
+                        "categories"):
             state.pop(derived, None)
         return state
 
@@ -100,9 +113,9 @@ class Model:
 
     @property
     def feature_names(self) -> np.ndarray:
-        """Vocabulary terms by column index (built on first use: only explanations need it)."""
+        """Vocabulary terms by the fast path's feature index (built on first use: only reasons need it)."""
         if self._feature_names is None:
-            self._feature_names = self.vectorizer.get_feature_names_out()
+            self._feature_names = self.vectorizer.get_feature_names_out()[self._order]
         return self._feature_names
 
     # -- public scoring API ----------------------------------------------------------------
@@ -161,40 +174,48 @@ class Model:
             for w in ws:
                 idxs = cache.get(w)
                 if idxs is None:
-                    idxs = tuple(i for i in map(vocab.get, features.word_terms(w)) if i is not None)
+                    idxs = tuple(filter(None, map(vocab.get, features.word_terms(w))))
                     if len(cache) < _WORD_CACHE_LIMIT:
                         cache[w] = idxs
                 flat.extend(idxs)
-            flat.extend(i for i in map(vocab.get, [f"{a} {b}" for a, b in zip(ws, ws[1:])] + extra)
-                        if i is not None)
+            flat.extend(filter(None, map(vocab.get, [a + " " + b for a, b in zip(ws, ws[1:])])))
+            flat.extend(filter(None, map(vocab.get, extra)))
             lengths.append(len(flat) - before)
             extras.append(extra)
-        post_level = [i for i in map(vocab.get, features.post_level_tokens(segs, extras)) if i is not None]
-        idx = np.array(flat, dtype=np.int64)
+        flat_post = list(filter(None, map(vocab.get, features.post_level_tokens(segs, extras))))
+        idx = np.array(flat, dtype=np.int64) - 1
+        post_level = np.array(flat_post, dtype=np.int64) - 1
         n_segs = len(segs)
         width = len(vocab)
         keys = np.repeat(np.arange(n_segs, dtype=np.int64), lengths) * width + idx
         seg_keys, seg_cnt = np.unique(keys, return_counts=True)
-        whole_idx, whole_cnt = np.unique(np.concatenate([idx, np.array(post_level, dtype=np.int64)]),
-                                         return_counts=True)
-        return segs, _Counts(
-            rows=np.concatenate([seg_keys // width, np.full(len(whole_idx), n_segs, dtype=np.int64)]),
-            idx=np.concatenate([seg_keys % width, whole_idx]),
-            cnt=np.concatenate([seg_cnt, whole_cnt]).astype(np.float64),
-            n_rows=n_segs + 1)
+        whole_idx, whole_cnt = np.unique(np.concatenate([idx, post_level]), return_counts=True)
+        seg_rows = seg_keys // width
+        rows = np.concatenate([seg_rows, np.full(len(whole_idx), n_segs, dtype=np.int64)])
+        return segs, _Counts(rows=rows, idx=np.concatenate([seg_keys - seg_rows * width, whole_idx]),
+                             cnt=np.concatenate([seg_cnt, whole_cnt]).astype(np.float64), n_rows=n_segs + 1,
+                             n_whole=len(whole_idx))
 
     def _logits(self, counts: "_Counts") -> np.ndarray:
-        """TF-IDF (sublinear tf, l2 norm) and the linear layer for every row at once."""
-        z = np.tile(self.bias_, (counts.n_rows, 1))
+        """TF-IDF (sublinear tf, l2 norm) and the linear layer for every row at once.
+
+        Columns: ok, spam, off_topic, then one per category. Category columns are computed for
+        the whole post (last row) only and are the bare intercepts on sentence rows.
+        """
+        z = np.empty((counts.n_rows, len(self.bias_)))
+        z[:] = self.bias_
         if len(counts.idx) == 0:
             return z
-        w = (1.0 + np.log(counts.cnt)) * self.idf_[counts.idx]
-        starts = np.flatnonzero(np.r_[True, counts.rows[1:] != counts.rows[:-1]])
-        present = counts.rows[starts]
+        t = self.table_[counts.idx]
+        w = (1.0 + np.log(counts.cnt)) * t[:, 0]
+        starts = counts.starts
         norms = np.sqrt(np.add.reduceat(w * w, starts))
         counts.x = w / np.repeat(norms, np.diff(np.r_[starts, len(w)]))  # kept for reasons
-        sums = np.add.reduceat(self.weights_[counts.idx] * counts.x[:, None], starts, axis=0)
-        z[present] += sums
+        counts.w = t[:, 1:]
+        z[counts.rows[starts], :3] += np.add.reduceat(counts.w * counts.x[:, None], starts, axis=0)
+        if counts.rows[-1] == counts.n_rows - 1 and self.category_weights_.shape[1]:
+            whole = slice(starts[-1], None)
+            z[-1, 3:] += counts.x[whole] @ self.category_weights_[counts.idx[whole]]
         return z
 
     def _combiner_inputs(self, post: Post, segs, z: np.ndarray) -> tuple[np.ndarray, int]:
@@ -240,19 +261,25 @@ class Model:
         ref = SPAM if label_index == OK else OK
         alpha = self.combiner_coef_[label_index] - self.combiner_coef_[ref]
         whole_row = counts.n_rows - 1
-        rows, idx, x = counts.rows, counts.idx, counts.x
-        wi = self.weights_[idx]
-        d_spam = wi[:, SPAM] - wi[:, OK]
-        is_whole = rows == whole_row
-        # whole post: spam and off-topic logits; every sentence: its share of the mean sentence
-        # logit; the best sentence: the max sentence logit
-        coef = np.where(is_whole, alpha[0] * d_spam + alpha[1] * (wi[:, OFF] - wi[:, OK]),
-                        (alpha[5] / max(whole_row, 1)) * d_spam)
-        if best >= 0:
-            coef = coef + np.where(rows == best, alpha[2] * d_spam, 0.0)
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        values = np.bincount(inverse, weights=x * coef, minlength=len(uniq))
-        top = np.argsort(-np.abs(values), kind="stable")[:MAX_REASONS]
+        n_seg_entries = len(counts.idx) - counts.n_whole
+        whole_idx, whole_x = counts.idx[n_seg_entries:], counts.x[n_seg_entries:]
+        seg_rows, seg_idx, seg_x = counts.rows[:n_seg_entries], counts.idx[:n_seg_entries], counts.x[:n_seg_entries]
+        w = counts.w  # base weights of every entry, gathered by _logits
+        # whole post: its spam and off-topic logits
+        ww = w[n_seg_entries:]
+        values = whole_x * (alpha[0] * (ww[:, SPAM] - ww[:, OK]) + alpha[1] * (ww[:, OFF] - ww[:, OK]))
+        if n_seg_entries:
+            # every sentence: its share of the mean sentence logit; the best one: the max logit
+            ws = w[:n_seg_entries]
+            seg_coef = np.full(n_seg_entries, alpha[5] / max(whole_row, 1))
+            if best >= 0:
+                seg_coef[seg_rows == best] += alpha[2]
+            # every sentence term is also a term of the whole post (the post sums its sentences)
+            where = np.searchsorted(whole_idx, seg_idx)
+            values += np.bincount(where, weights=seg_x * seg_coef * (ws[:, SPAM] - ws[:, OK]), minlength=len(whole_idx))
+        k = min(MAX_REASONS, len(values))
+        top = np.argpartition(-np.abs(values), k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+        uniq = whole_idx
         names = self.feature_names
         items = [(str(names[uniq[i]]), float(values[i])) for i in top]
         items.append(("sentence count", float(alpha[3] * phi[3])))
@@ -263,13 +290,19 @@ class Model:
 
 
 class _Counts:
-    """Sparse counts of one post: (row, vocabulary index, count), rows sorted; x filled by _logits."""
+    """Sparse counts of one post: (row, vocabulary index, count), rows sorted, the whole post last.
 
-    __slots__ = ("rows", "idx", "cnt", "n_rows", "x")
+    `x` (the TF-IDF values) and `w` (the base weights of each entry) are filled by `_logits`
+    and reused by `_reasons`.
+    """
 
-    def __init__(self, rows, idx, cnt, n_rows):
-        self.rows, self.idx, self.cnt, self.n_rows = rows, idx, cnt, n_rows
+    __slots__ = ("rows", "idx", "cnt", "n_rows", "n_whole", "starts", "x", "w")
+
+    def __init__(self, rows, idx, cnt, n_rows, n_whole):
+        self.rows, self.idx, self.cnt, self.n_rows, self.n_whole = rows, idx, cnt, n_rows, n_whole
+        self.starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else rows
         self.x = np.zeros(0)
+        self.w = np.zeros((0, 3))
 
 
 def _softmax(v: np.ndarray) -> np.ndarray:
