@@ -253,7 +253,7 @@ class Model:
         return tuple(Highlight(segs[i].field, segs[i].start, segs[i].end, float(p_spam[i])) for i in chosen)
 
     def _reasons(self, counts: "_Counts", phi, best: int, label_index: int, post: Post) -> tuple[Reason, ...]:
-        """Exact additive contributions to log-odds(label vs reference), biggest first.
+        """Exact additive contributions to log-odds(label vs reference): positive ones first.
 
         The reference is 'ok' for spam and off_topic, and 'spam' for ok. Summed with the
         intercepts, all contributions (not only the top ones) give that log-odds exactly.
@@ -277,16 +277,20 @@ class Model:
             # every sentence term is also a term of the whole post (the post sums its sentences)
             where = np.searchsorted(whole_idx, seg_idx)
             values += np.bincount(where, weights=seg_x * seg_coef * (ws[:, SPAM] - ws[:, OK]), minlength=len(whole_idx))
+        # Moderators read reasons as "why": the strongest evidence for the label comes first,
+        # counter-evidence (negative weights) only fills the list when little speaks for it.
         k = min(MAX_REASONS, len(values))
-        top = np.argpartition(-np.abs(values), k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-        uniq = whole_idx
+        top = np.argpartition(-values, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+        low = np.argpartition(values, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
         names = self.feature_names
-        items = [(str(names[uniq[i]]), float(values[i])) for i in top]
-        items.append(("sentence count", float(alpha[3] * phi[3])))
+        items = {int(i): (str(names[whole_idx[i]]), float(values[i])) for i in np.concatenate([top, low])}
+        ranked = list(items.values())
+        ranked.append(("sentence count", float(alpha[3] * phi[3])))
         if phi[4]:
-            items.append((f"category mismatch ({post.category})", float(alpha[4] * phi[4])))
-        items.sort(key=lambda kv: -abs(kv[1]))
-        return tuple(Reason(name, v) for name, v in items[:MAX_REASONS] if v != 0.0)
+            ranked.append((f"category mismatch ({post.category})", float(alpha[4] * phi[4])))
+        ranked = [kv for kv in ranked if kv[1] != 0.0]
+        ranked.sort(key=lambda kv: (kv[1] <= 0, -abs(kv[1])))
+        return tuple(Reason(name, v) for name, v in ranked[:MAX_REASONS])
 
 
 class _Counts:

@@ -83,3 +83,11 @@ def test_truncation_flag(tiny_model):
     long = Post("l", "", "a " * 20_000)
     assert tiny_model.score_one(long).truncated
     assert not tiny_model.score_one(POSTS[0]).truncated
+
+
+def test_reasons_list_supporting_evidence_first(tiny_model):
+    for post in POSTS:
+        weights = [r.weight for r in tiny_model.score_one(post).reasons]
+        positives = [w for w in weights if w > 0]
+        assert weights[: len(positives)] == sorted(positives, reverse=True)
+        assert len(weights) <= 10
