@@ -113,10 +113,8 @@ def main(argv=None):
         return 0
     if args.model is None:
         model = workflow.ensure_model()
-    elif (args.model / artifacts.MANIFEST_FILE).exists():
-        model = artifacts.load_model(args.model)
     else:
-        model = artifacts.load_active(args.model)
+        model = artifacts.load_path(args.model)
     results = [evaluate_file(model, p) for p in sorted(args.datasets.glob("*.jsonl"))]
     print(f"model {model.version}, thresholds {model.thresholds.to_dict()}")
     print(format_results(results))

@@ -30,13 +30,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from classifier import Post, artifacts, features, load_corpus, workflow  # noqa: E402
-from classifier.dataset import DEFAULT_CORPUS_DIR  # noqa: E402
+from classifier.dataset import bundled_corpus_dir  # noqa: E402
 from classifier import scoring  # noqa: E402
 
 
 def recombined_posts(n: int, seed: int = 0) -> list[Post]:
     """n posts made by recombining corpus posts: a title from one, body paragraphs from others."""
-    examples = load_corpus([DEFAULT_CORPUS_DIR]).examples
+    examples = load_corpus([bundled_corpus_dir()]).examples
     rng = random.Random(seed)
     paragraphs = [p for e in examples for p in e.post.body.split("\n\n") if p.strip()]
     out = []
@@ -123,16 +123,14 @@ def main(argv=None):
 
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
-            workflow.train_and_save([DEFAULT_CORPUS_DIR], tmp)
+            workflow.train_and_save([bundled_corpus_dir()], tmp)
             result["train_seconds"] = time.perf_counter() - t
     if args.model is None:
         model = workflow.ensure_model()
-    elif (args.model / artifacts.MANIFEST_FILE).exists():
-        model = artifacts.load_model(args.model)
     else:
-        model = artifacts.load_active(args.model)
+        model = artifacts.load_path(args.model)
     t = time.perf_counter()
-    artifacts.load_model(_version_dir(args.model, model))
+    artifacts.load_path(args.model or workflow.models_dir())
     result["load_seconds"] = time.perf_counter() - t
     posts = recombined_posts(args.posts)
     result["model_version"] = model.version
@@ -144,11 +142,6 @@ def main(argv=None):
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0
-
-
-def _version_dir(models: Path | None, model) -> Path:
-    root = models if models is not None else workflow.models_dir()
-    return root if (root / artifacts.MANIFEST_FILE).exists() else root / model.version
 
 
 if __name__ == "__main__":

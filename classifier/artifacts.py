@@ -31,7 +31,7 @@ import scipy
 import sklearn
 
 from . import features
-from .decision import Thresholds
+from .evaluate import finite
 from .errors import ArtifactError, ArtifactTampered, ArtifactVersionMismatch
 from .model import Model
 
@@ -114,7 +114,8 @@ def save_model(model: Model, models_dir: str | Path, *, data_sha256: str, label_
             "model_sha256": sha256_file(tmp / MODEL_FILE),
             **(extra or {}),
         }
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_jsonable))
+        (tmp / MANIFEST_FILE).write_text(json.dumps(finite(manifest), indent=2, sort_keys=True, default=_jsonable,
+                                                    allow_nan=False))
         final = models_dir / model.version
         if final.exists():
             raise ArtifactError(f"version {model.version} already exists in {models_dir}")
@@ -133,15 +134,25 @@ def _jsonable(value):
     raise TypeError(f"cannot store {type(value).__name__} in a manifest")
 
 
+_REQUIRED = {"format_version": int, "features_version": str, "version": str, "created": str,
+             "libraries": dict, "thresholds": dict, "model_sha256": str}
+
+
 def read_manifest(version_dir: str | Path) -> dict:
-    """The manifest of a version directory (ArtifactError if missing or unreadable)."""
+    """The manifest of a version directory (ArtifactError if missing, unreadable or incomplete)."""
     path = Path(version_dir) / MANIFEST_FILE
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ArtifactError(f"{version_dir} is not a model directory: {MANIFEST_FILE} is missing") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ArtifactError(f"cannot read {path}: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path}: not a manifest (a JSON object is expected)")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(manifest.get(key), kind):
+            raise ArtifactError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
+    return manifest
 
 
 def load_model(version_dir: str | Path) -> Model:
@@ -175,8 +186,13 @@ def load_model(version_dir: str | Path) -> Model:
         raise ArtifactError(f"{model_path}: cannot load ({type(exc).__name__}: {exc})") from None
     if not isinstance(model, Model):
         raise ArtifactError(f"{model_path} does not hold a postsieve model")
-    model.version = manifest["version"]
-    model.thresholds = Thresholds(**manifest["thresholds"])
+    # The manifest is not hashed, so it may only describe the model, never change it: the
+    # version and thresholds that decide come from the vouched-for pickle and must agree.
+    if manifest["version"] != model.version:
+        raise ArtifactTampered(f"{version_dir}: the manifest names version {manifest['version']!r}, "
+                               f"the model file is {model.version!r}")
+    if manifest["thresholds"] != model.thresholds.to_dict():
+        raise ArtifactTampered(f"{version_dir}: the manifest's thresholds differ from the model's")
     model.metadata = manifest
     return model
 
@@ -201,7 +217,10 @@ def active_version(models_dir: str | Path) -> str | None:
     models_dir = Path(models_dir)
     pointer = models_dir / ACTIVE_FILE
     if pointer.exists():
-        name = pointer.read_text().strip()
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ArtifactError(f"cannot read {pointer}: {exc}") from None
         if name:
             return name
     versions = list_versions(models_dir)
@@ -215,6 +234,16 @@ def set_active(models_dir: str | Path, version: str) -> None:
     tmp = models_dir / f".{ACTIVE_FILE}.tmp"
     tmp.write_text(version + "\n")
     os.replace(tmp, models_dir / ACTIVE_FILE)
+
+
+def load_path(path: str | Path) -> Model:
+    """Load a version directory, or the active version of a models directory."""
+    path = Path(path)
+    if (path / MANIFEST_FILE).exists():
+        return load_model(path)
+    if path.is_dir():
+        return load_active(path)
+    raise ArtifactError(f"{path}: no such model directory")
 
 
 def load_active(models_dir: str | Path) -> Model:

@@ -33,12 +33,7 @@ def load_selected_model(model_path: str | None) -> Model:
     try:
         if model_path is None:
             return workflow.ensure_model(progress=_progress)
-        path = Path(model_path)
-        if (path / artifacts.MANIFEST_FILE).exists():
-            return artifacts.load_model(path)
-        if path.is_dir():
-            return artifacts.load_active(path)
-        raise click.ClickException(f"{model_path}: no such model directory")
+        return artifacts.load_path(model_path)
     except ClassifierError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -88,8 +83,8 @@ def train(corpus, out_dir, seed, no_activate):
 @cli.command(name="evaluate")
 @click.argument("labelled", nargs=-1, required=True, type=click.Path(exists=True))
 @model_option
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Also write the full report as JSON to this file ('-' for stdout).")
+@click.option("--report", "json_out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the full report as JSON to this file ('-': print only the JSON).")
 def evaluate_command(labelled, model_path, json_out):
     """Measure a model on labelled JSONL files.
 
@@ -98,7 +93,7 @@ def evaluate_command(labelled, model_path, json_out):
 
     Example:
 
-        postsieve evaluate my_labelled_posts.jsonl --json report.json
+        postsieve evaluate my_labelled_posts.jsonl --report report.json
     """
     model = load_selected_model(model_path)
     try:
@@ -107,11 +102,11 @@ def evaluate_command(labelled, model_path, json_out):
         raise click.ClickException(str(exc)) from None
     report = evaluate(model, corpus.examples)
     if json_out == "-":
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps(report, indent=2, allow_nan=False))
         return
     click.echo(format_report(report))
     if json_out:
-        Path(json_out).write_text(json.dumps(report, indent=2))
+        Path(json_out).write_text(json.dumps(report, indent=2, allow_nan=False))
         click.echo(f"report written to {json_out}")
 
 
@@ -137,7 +132,7 @@ def classify(title, body, category, post_id, as_json, model_path):
     model = load_selected_model(model_path)
     scored = model.score_one(post)
     if as_json:
-        click.echo(json.dumps(scored.to_dict(), ensure_ascii=False))
+        click.echo(json.dumps(scored.to_dict()))
         return
     click.echo(f"{scored.decision.upper()}  label={scored.label}  " +
                "  ".join(f"{label}={scored.scores[label]:.3f}" for label in LABELS))
@@ -198,6 +193,11 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
         raise click.ClickException(str(exc)) from None
     if input_path != "-" and not Path(input_path).is_file():
         raise click.ClickException(f"{input_path}: no such file")
+    if input_path != "-" and output_path != "-" and Path(output_path).exists() \
+            and Path(output_path).resolve() == Path(input_path).resolve():
+        raise click.ClickException(f"{output_path}: the output would overwrite the input")
+    if output_path != "-" and not Path(output_path).resolve().parent.is_dir():
+        raise click.ClickException(f"{output_path}: the directory does not exist")
     model = load_selected_model(model_path)
     fields = FieldMap(id=id_field, title=title_field, body=body_field, category=category_field)
     source, counter = scoring.open_input(input_path)
@@ -223,6 +223,8 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
         raise click.ClickException(str(exc)) from None
     except UnicodeDecodeError as exc:
         raise click.ClickException(f"{input_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (OSError, EOFError) as exc:  # a corrupt .gz, a full disk, a vanished file
+        raise click.ClickException(f"{input_path}: {type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
         raise click.ClickException(f"interrupted after {summary.scored} posts") from None
     click.echo(summary.format(), err=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,12 @@ from typing import IO, Iterable, Iterator
 from .errors import CorpusError, InvalidPost
 from .types import LABELS, Post
 
-DEFAULT_CORPUS_DIR = Path(__file__).resolve().parent.parent / "training_data"
+def bundled_corpus_dir() -> Path:
+    """The bundled training_data/: beside the package in a checkout, else where pip installed it."""
+    checkout = Path(__file__).resolve().parent.parent / "training_data"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "postsieve" / "training_data"
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class Example:
 
     @property
     def group_key(self) -> str:
-        return self.group or self.post.id
+        return self.group or str(self.post.id)
 
 
 @dataclass
@@ -66,7 +72,7 @@ def example_from_record(record: dict) -> Example:
     promo = record.get("promo") or ()
     if isinstance(promo, str):
         promo = (promo,)
-    if not all(isinstance(p, str) for p in promo):
+    if not isinstance(promo, (list, tuple)) or not all(isinstance(p, str) for p in promo):
         raise InvalidPost("promo must be a list of strings")
     return Example(post=post, label=label, kind=str(record.get("kind") or ""), promo=tuple(promo),
                    group=str(record.get("group") or ""), source="corpus")
@@ -87,7 +93,7 @@ def corpus_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def load_corpus(paths: Iterable[str | Path] = (DEFAULT_CORPUS_DIR,)) -> Corpus:
+def load_corpus(paths: Iterable[str | Path]) -> Corpus:
     """Read labelled JSONL files; any bad line stops with a CorpusError naming file and line."""
     files = corpus_files(paths)
     digest = hashlib.sha256()
@@ -96,21 +102,36 @@ def load_corpus(paths: Iterable[str | Path] = (DEFAULT_CORPUS_DIR,)) -> Corpus:
     for path in files:
         data = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + data)
-        for lineno, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise CorpusError(f"not UTF-8 text (byte {exc.start})", path=path) from None
+        # split on "\n" only: U+2028 and friends are legal inside JSON strings
+        for lineno, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
-                example = example_from_record(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"malformed JSON ({exc.msg})", path=path, line=lineno) from None
-            except InvalidPost as exc:
+                example = example_from_record(_parse_json(line))
+            except ValueError as exc:
                 raise CorpusError(str(exc), path=path, line=lineno) from None
             if example.post.id in seen:
                 raise CorpusError(f"duplicate id {example.post.id!r} (first in {seen[example.post.id]})",
                                   path=path, line=lineno)
             seen[example.post.id] = f"{path.name}"
             examples.append(example)
+    if not examples:
+        raise CorpusError("no labelled posts found", path=", ".join(map(str, files)))
     return Corpus(examples=examples, sha256=digest.hexdigest(), files=[str(f) for f in files])
+
+
+def _parse_json(line: str):
+    """json.loads with every failure (syntax, nesting bombs, huge integers) as one ValueError."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"unreadable JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
 # -- unlabelled post files for scoring -----------------------------------------------------
@@ -144,7 +165,8 @@ def file_format(path: str, explicit: str | None = None) -> str:
         return "jsonl"
     if name.endswith(".csv"):
         return "csv"
-    raise CorpusError("cannot tell the format from the name; use .jsonl or .csv, or --format", path=path)
+    raise CorpusError("cannot tell the format from the name; use .jsonl or .csv, "
+                      "or --input-format/--output-format", path=path)
 
 
 def read_posts(stream: IO[str], fmt: str, *, fields: FieldMap = FieldMap(), path: str = "-") -> Iterator[Post | BadRow]:
@@ -172,12 +194,14 @@ def _mapped(record: dict, fields: FieldMap) -> dict:
 
 def _read_jsonl(stream, fields: FieldMap) -> Iterator[Post | BadRow]:
     for lineno, line in enumerate(stream, 1):
+        if lineno == 1:
+            line = line.lstrip("\ufeff")
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield BadRow(lineno, f"malformed JSON ({exc.msg})")
+            record = _parse_json(line)
+        except ValueError as exc:
+            yield BadRow(lineno, str(exc))
             continue
         try:
             yield Post.from_dict(_mapped(record, fields) if isinstance(record, dict) else record)
@@ -185,16 +209,32 @@ def _read_jsonl(stream, fields: FieldMap) -> Iterator[Post | BadRow]:
             yield BadRow(lineno, str(exc))
 
 
+# Forum exports hold long posts; the csv module's default limit is 128 KiB a field.
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
+
 def _read_csv(stream, fields: FieldMap, path: str) -> Iterator[Post | BadRow]:
-    reader = csv.DictReader(stream)
-    header = reader.fieldnames or []
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+    reader = csv.DictReader(_strip_bom(stream), strict=True)
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise CorpusError(f"unreadable CSV header ({exc})", path=path, line=1) from None
     required = [fields.id, fields.title, fields.body]
     missing = [c for c in required if c not in header]
     if missing:
         raise CorpusError(
             f"missing column(s) {', '.join(missing)}; columns found: {', '.join(header) or '(none)'}",
             path=path, line=1)
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # strict mode: an unterminated quote is an error, not rows swallowed into one field
+            raise CorpusError(f"malformed CSV ({exc})", path=path, line=reader.line_num) from None
         lineno = reader.line_num
         if None in row:
             yield BadRow(lineno, "more fields than the header has")
@@ -205,3 +245,12 @@ def _read_csv(stream, fields: FieldMap, path: str) -> Iterator[Post | BadRow]:
             yield Post.from_dict(record)
         except InvalidPost as exc:
             yield BadRow(lineno, str(exc))
+
+
+def _strip_bom(stream):
+    first = True
+    for line in stream:
+        if first:
+            line = line.lstrip("\ufeff")
+            first = False
+        yield line

@@ -1,6 +1,7 @@
 """Measure a model on labelled posts; every result is plain numbers (stored in manifests as JSON)."""
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from typing import Sequence
 
@@ -10,6 +11,18 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, r
 from .dataset import Example
 from .decision import Thresholds, decide
 from .types import DECISIONS, LABELS
+
+
+def finite(value):
+    """Replace NaN and infinities (undefined metrics, e.g. ROC-AUC of an absent label) by None,
+    so reports are valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def recall_at_fpr(y_true, scores, max_fpr: float) -> float:
@@ -102,7 +115,7 @@ def report_from_probabilities(labels: Sequence[str], probabilities, thresholds: 
                    "flagged": (c["block"] + c["review"]) / sum(c.values())}
             for kind, c in sorted(per_kind.items())
         }
-    return report
+    return finite(report)
 
 
 def evaluate(model, examples: Sequence[Example]) -> dict:
@@ -114,17 +127,21 @@ def evaluate(model, examples: Sequence[Example]) -> dict:
     return report
 
 
+def _f(value, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def format_report(report: dict) -> str:
     """A plain-text table of a report, for the terminal."""
     lines = [f"{'label':<10} {'precision':>9} {'recall':>7} {'f1':>6} {'roc_auc':>8} {'support':>8}"]
     for label, m in report["per_label"].items():
         lines.append(f"{label:<10} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} "
-                     f"{m['roc_auc']:>8.3f} {m['support']:>8d}")
+                     f"{_f(m['roc_auc']):>8} {m['support']:>8d}")
     lines.append("")
-    lines.append(f"spam recall at 1% FPR: {report['spam_recall_at_1pct_fpr']:.3f}   calibration (ECE): " +
-                 ", ".join(f"{label} {m['ece']:.3f}" for label, m in report["calibration"].items()))
-    lines.append(f"block precision: {report['block_precision']:.4f}   block recall: {report['block_recall']:.3f}"
-                 f"   legitimate posts blocked: {report['legit_blocked_rate']:.4f}")
+    lines.append(f"spam recall at 1% FPR: {_f(report['spam_recall_at_1pct_fpr'])}   calibration (ECE): " +
+                 ", ".join(f"{label} {_f(m['ece'])}" for label, m in report["calibration"].items()))
+    lines.append(f"block precision: {_f(report['block_precision'], '.4f')}   block recall: "
+                 f"{_f(report['block_recall'])}   legitimate posts blocked: {_f(report['legit_blocked_rate'], '.4f')}")
     cm = report["confusion_matrix"]
     lines.append("")
     lines.append("confusion matrix (rows: true label, columns: predicted)")

@@ -95,7 +95,7 @@ class Model:
             comb_order = [list(self.combiner.classes_).index(label) for label in LABELS]
             self.combiner_coef_ = self.combiner.coef_[comb_order].astype(np.float64)
             self.combiner_bias_ = self.combiner.intercept_[comb_order].astype(np.float64)
-        self._category_index = {c: i for i, c in enumerate(self.categories)}
+        self._category_index = {c.strip().casefold(): i for i, c in enumerate(self.categories)}
         self._feature_names = None
         self._word_cache: dict[str, tuple[int, ...]] = {}
 
@@ -134,7 +134,10 @@ class Model:
         highlights = self._highlights(segs, z, LABELS[label_index])
         reasons = self._reasons(counts, phi, best, label_index, post) if explain else ()
         truncated = len(post.title) > features.MAX_FIELD_CHARS or len(post.body) > features.MAX_FIELD_CHARS
-        return Scored(id=post.id, label=LABELS[label_index], decision=decide(scores, self.thresholds),
+        decision = decide(scores, self.thresholds)
+        if truncated and decision == "allow":
+            decision = "review"  # the unscored tail could hide anything: a person looks
+        return Scored(id=post.id, label=LABELS[label_index], decision=decision,
                       scores=scores, highlights=highlights, reasons=reasons, model_version=self.version,
                       truncated=truncated)
 
@@ -230,7 +233,7 @@ class Model:
             best, best_spam = -1, float(whole[SPAM] - whole[OK])
             mean_spam = best_spam
         mismatch = 0.0
-        ci = self._category_index.get(post.category) if post.category else None
+        ci = self._category_index.get(post.category.strip().casefold()) if post.category else None
         if ci is not None:
             p = _softmax(whole[3:])
             # A short reply ("works now, cheers") says too little about where it belongs: the

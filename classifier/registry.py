@@ -26,6 +26,7 @@ class ModelRegistry:
         self._model: Model | None = None
         self._checked_at = 0.0
         self.last_error: str | None = None
+        self._failed: str | None = None
 
     def current(self) -> Model:
         """The model to score with; loads it on first use (raises ArtifactError if there is none)."""
@@ -38,23 +39,30 @@ class ModelRegistry:
         return model
 
     def reload_if_changed(self) -> bool:
-        """Load the active version if it differs from the one held; True when swapped."""
+        """Load the active version if it differs from the one held; True when swapped.
+
+        The new model is loaded outside the lock (hashing and unpickling take about a second),
+        so requests keep being served by the current model meanwhile; only the reference swap
+        is locked. A version that failed to load is not retried until ACTIVE changes again.
+        """
         with self._lock:
             self._checked_at = time.monotonic()
-            try:
-                wanted = artifacts.active_version(self.models_dir)
-            except OSError as exc:
-                self.last_error = str(exc)
-                return False
-            if wanted is None or (self._model is not None and self._model.version == wanted):
-                return False
-            try:
-                model = artifacts.load_model(self.models_dir / wanted)
-            except ArtifactError as exc:
-                self.last_error = str(exc)
-                return False
-            self._model, self.last_error = model, None
-            return True
+        try:
+            wanted = artifacts.active_version(self.models_dir)
+        except (ArtifactError, OSError) as exc:
+            self.last_error = str(exc)
+            return False
+        current = self._model
+        if wanted is None or (current is not None and current.version == wanted) or wanted == self._failed:
+            return False
+        try:
+            model = artifacts.load_model(self.models_dir / wanted)
+        except Exception as exc:  # any broken artifact is refused; the current model keeps serving
+            self.last_error, self._failed = f"{type(exc).__name__}: {exc}", wanted
+            return False
+        with self._lock:
+            self._model, self.last_error, self._failed = model, None, None
+        return True
 
     @property
     def loaded(self) -> bool:

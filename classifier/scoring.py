@@ -86,8 +86,8 @@ def open_output(path: str) -> IO[str]:
     if path == "-":
         return sys.stdout
     if path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="")
-    return open(path, "w", encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="", errors="backslashreplace")
+    return open(path, "w", encoding="utf-8", newline="", errors="backslashreplace")
 
 
 class JsonlWriter:
@@ -97,7 +97,8 @@ class JsonlWriter:
         self.stream = stream
 
     def write(self, scored: Scored) -> None:
-        self.stream.write(json.dumps(scored.to_dict(), ensure_ascii=False) + "\n")
+        # ASCII escapes: valid JSON whatever the input held (a lone surrogate in an id, say)
+        self.stream.write(json.dumps(scored.to_dict()) + "\n")
 
 
 class CsvWriter:
@@ -111,7 +112,7 @@ class CsvWriter:
         d = scored.to_dict()
         self.writer.writerow([d["id"], d["label"], d["decision"], d["scores"]["ok"], d["scores"]["spam"],
                               d["scores"]["off_topic"], json.dumps(d["highlights"]),
-                              json.dumps(d["reasons"], ensure_ascii=False), d["model_version"]])
+                              json.dumps(d["reasons"]), d["model_version"]])
 
 
 def writer_for(stream: IO[str], fmt: str):

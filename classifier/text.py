@@ -430,7 +430,8 @@ def squeeze_space(text: str) -> str:
 
 
 def normalise(text: str) -> str:
-    """strip_html -> nfkc -> remove_invisible -> straighten_quotes -> deobfuscate -> squeeze_space (in that order; document why the order matters).
+    """Normalise one piece of post text: strip_html, nfkc, remove_invisible, straighten_quotes,
+    deobfuscate, squeeze_space, in that order.
 
     Why this order:
     * strip_html first: entities can encode anything the later steps look for

@@ -96,21 +96,7 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
     categories = sorted({e.post.category for e in examples if e.label == "ok" and e.post.category})
 
     fold_of = _assign_folds(examples, params)
-    by_fold: dict[int, list[Example]] = defaultdict(list)
-    for e in examples:
-        by_fold[fold_of[e.group_key]].append(e)
-    all_examples: list[Example] = []
-    fold_ids: list[int] = []
-    augmented = defaultdict(int)
-    for k in range(params.folds):
-        fold_examples = by_fold[k]
-        extra = augment.promo_inserts(fold_examples, params.promo_insert_rate, rng)
-        extra += augment.wrong_categories(fold_examples, categories, params.wrong_category_rate, rng)
-        for e in extra:
-            augmented[e.kind] += 1
-        all_examples.extend(fold_examples + extra)
-        fold_ids.extend([k] * (len(fold_examples) + len(extra)))
-    fold_ids = np.array(fold_ids)
+    all_examples, fold_ids, augmented = augment_by_fold(examples, fold_of, categories, params, rng)
     say(f"{len(examples)} examples, {sum(augmented.values())} augmented, {params.folds} folds")
 
     tokenised = []
@@ -152,7 +138,27 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
     model = Model(vectorizer=final.vectorizer, tfidf=final.tfidf, base=final.base,
                   category_model=final.category_model, combiner=combiner, thresholds=thresholds)
     counts = {label: int(sum(1 for e in examples if e.label == label)) for label in LABELS}
-    return TrainResult(model=model, report=report, label_counts=counts, augmented_counts=dict(augmented))
+    return TrainResult(model=model, report=report, label_counts=counts, augmented_counts=augmented)
+
+
+def augment_by_fold(examples: list[Example], fold_of: dict[str, int], categories: list[str],
+                    params: TrainParams, rng: random.Random) -> tuple[list[Example], np.ndarray, dict]:
+    """Examples plus their augmentations, each with its fold; hosts and donors share a fold."""
+    by_fold: dict[int, list[Example]] = defaultdict(list)
+    for e in examples:
+        by_fold[fold_of[e.group_key]].append(e)
+    all_examples: list[Example] = []
+    fold_ids: list[int] = []
+    augmented: dict[str, int] = defaultdict(int)
+    for k in range(params.folds):
+        fold_examples = by_fold[k]
+        extra = augment.promo_inserts(fold_examples, params.promo_insert_rate, rng)
+        extra += augment.wrong_categories(fold_examples, categories, params.wrong_category_rate, rng)
+        for e in extra:
+            augmented[e.kind] += 1
+        all_examples.extend(fold_examples + extra)
+        fold_ids.extend([k] * (len(fold_examples) + len(extra)))
+    return all_examples, np.array(fold_ids), dict(augmented)
 
 
 def _assign_folds(examples: list[Example], params: TrainParams) -> dict[str, int]:

@@ -18,7 +18,7 @@ DECISIONS = ("allow", "review", "block")
 class Post:
     """One forum post as a forum sends it; `category` is where it was filed."""
 
-    id: str
+    id: str | int
     title: str
     body: str
     category: str | None = None
@@ -50,7 +50,7 @@ class Post:
         if errors:
             raise InvalidPost("; ".join(errors))
         return cls(
-            id=str(post_id) if not isinstance(post_id, str) else post_id,
+            id=post_id,  # echoed as given: an integer id stays an integer
             title=record["title"],
             body=record["body"],
             category=category or None,
@@ -80,7 +80,7 @@ class Reason:
 class Scored:
     """The full answer for one post: label, decision, probabilities and why."""
 
-    id: str
+    id: str | int
     label: str
     decision: str
     scores: Mapping[str, float]

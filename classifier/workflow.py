@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Iterable
 
 from . import artifacts
-from .dataset import DEFAULT_CORPUS_DIR, load_corpus
+from .errors import ArtifactVersionMismatch
+from .dataset import bundled_corpus_dir, load_corpus
 from .model import Model
 from .train import Progress, TrainParams, train_model
 
@@ -39,12 +40,12 @@ def default_corpus() -> list[Path]:
     value = os.environ.get("POSTSIEVE_CORPUS")
     if value:
         return [Path(p) for p in value.split(os.pathsep) if p]
-    return [DEFAULT_CORPUS_DIR]
+    return [bundled_corpus_dir()]
 
 
 def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
                    params: TrainParams = TrainParams(), progress: Progress | None = None,
-                   activate: bool = True) -> Path:
+                   activate: bool = True, extra: dict | None = None) -> Path:
     """Read a corpus, train, save a new version under `out_dir` and (by default) activate it."""
     say = progress or (lambda message: None)
     corpus = load_corpus(corpus_paths)
@@ -53,7 +54,8 @@ def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
     path = artifacts.save_model(
         result.model, out_dir, data_sha256=corpus.sha256, label_counts=result.label_counts,
         metrics=result.report, params=params.to_dict(),
-        extra={"augmented_counts": result.augmented_counts, "corpus_files": [Path(f).name for f in corpus.files]})
+        extra={"augmented_counts": result.augmented_counts, "corpus_files": [Path(f).name for f in corpus.files],
+               **(extra or {})})
     if activate:
         artifacts.set_active(out_dir, path.name)
     say(f"saved model {path.name} in {out_dir}")
@@ -64,14 +66,26 @@ def ensure_model(directory: str | Path | None = None, *, corpus_paths: Iterable[
                  progress: Progress | None = None) -> Model:
     """Load the active model, training the default one from `training_data/` if there is none.
 
-    A file lock makes concurrent first uses (several workers, several commands) train only once.
+    A default model that this function trained earlier is retrained when it can no longer be
+    loaded here (a scikit-learn or feature-extraction upgrade); a model someone trained on
+    purpose never is: its error is raised. A file lock makes concurrent first uses (several
+    workers, several commands) train only once.
     """
     directory = Path(directory) if directory else models_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda message: None)
     with open(directory / ".train.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if artifacts.active_version(directory) is None:
-            say = progress or (lambda message: None)
+        version = artifacts.active_version(directory)
+        if version is not None:
+            try:
+                return artifacts.load_model(directory / version)
+            except ArtifactVersionMismatch as exc:
+                if artifacts.read_manifest(directory / version).get("trained_by") != "default":
+                    raise
+                say(f"{exc}; retraining the default model")
+        else:
             say(f"no model in {directory}: training the default model from the bundled corpus")
-            train_and_save(corpus_paths or default_corpus(), directory, progress=progress)
-    return artifacts.load_active(directory)
+        path = train_and_save(corpus_paths or default_corpus(), directory, progress=progress,
+                              extra={"trained_by": "default"})
+    return artifacts.load_model(path)

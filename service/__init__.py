@@ -17,8 +17,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__)
     load_config(app, test_config)
     app.json.sort_keys = False
-    app.extensions["postsieve.registry"] = ModelRegistry(
-        app.config["MODEL_DIR"], check_interval=float(app.config["MODEL_CHECK_INTERVAL"]))
+    registry = ModelRegistry(app.config["MODEL_DIR"], check_interval=float(app.config["MODEL_CHECK_INTERVAL"]))
+    # Load now rather than on the first request: under `gunicorn --preload` this runs once in
+    # the master, so the forked workers share the model's memory. A missing or broken model is
+    # not fatal here: /readyz says so and the registry keeps checking.
+    registry.reload_if_changed()
+    app.extensions["postsieve.registry"] = registry
     app.register_blueprint(api.bp)
     register_error_handlers(app)
     return app

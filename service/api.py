@@ -26,7 +26,10 @@ def json_body():
     """The request's JSON document, or a 415/400 APIError saying what is wrong."""
     if not request.is_json:
         raise APIError(415, "send Content-Type: application/json")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # a nesting bomb
+        data = None
     if data is None:
         raise APIError(400, "the request body is not valid JSON")
     return data

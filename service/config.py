@@ -22,7 +22,6 @@ SETTINGS = (
     Setting("MODEL_DIR", None, "Models directory; the active version is served. "
             "Default: <data dir>/models (see POSTSIEVE_DATA_DIR)."),
     Setting("MODEL_CHECK_INTERVAL", 2.0, "Seconds between checks of the models directory's ACTIVE pointer."),
-    Setting("MAX_BATCH", 1000, "Most posts accepted by one /v1/classify/batch request."),
     Setting("MAX_CONTENT_LENGTH", 1024 * 1024, "Largest request body in bytes; larger requests get 413."),
 )
 

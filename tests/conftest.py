@@ -66,6 +66,13 @@ def tiny_examples() -> list[Example]:
     return out
 
 
+def save_for_test(model, root):
+    """Save a model as a version under `root` with placeholder training facts."""
+    from classifier import artifacts
+
+    return artifacts.save_model(model, root, data_sha256="0" * 64, label_counts={}, metrics={}, params={})
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """A model fitted on the tiny corpus (seconds); for mechanics, not for quality."""

@@ -68,7 +68,7 @@ def test_classify_json_from_options(models):
 def test_classify_from_stdin_json_and_text(models):
     body = json.loads(run("classify", "--model", str(models), "--json",
                           input=json.dumps({"id": 9, "title": "", "body": "thanks, that worked"})).stdout)
-    assert body["id"] == "9"
+    assert body["id"] == 9
     human = run("classify", "--model", str(models), input="plain text body from a pipe").stdout
     assert "label=" in human and "model " in human
 
@@ -78,7 +78,7 @@ def test_score_jsonl_and_csv(models, tmp_path):
     src.write_text("".join(json.dumps({"id": i, "title": "", "body": f"text {i}"}) + "\n" for i in range(5)))
     run("score", str(src), "-o", str(tmp_path / "out.jsonl"), "--model", str(models))
     rows = [json.loads(l) for l in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert [r["id"] for r in rows] == [0, 1, 2, 3, 4]
     csv_in = tmp_path / "in.csv"
     csv_in.write_text("pid,subject,message\n1,Hi,hello there\n2,,second\n")
     proc = run("score", str(csv_in), "-o", str(tmp_path / "out.csv"), "--model", str(models),
@@ -112,6 +112,32 @@ def test_score_wrong_column_names_the_columns(models, tmp_path):
     assert "missing column(s) title, body; columns found: id, text" in proc.stderr
 
 
+def test_score_refuses_to_overwrite_its_input(models, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": 1, "title": "", "body": "keep me"}) + "\n")
+    proc = run("score", str(src), "-o", str(src), "--model", str(models), check=False)
+    assert proc.returncode != 0 and "would overwrite the input" in proc.stderr
+    assert "keep me" in src.read_text()
+
+
+def test_score_corrupt_gzip_and_missing_output_dir(models, tmp_path):
+    bad = tmp_path / "in.jsonl.gz"
+    bad.write_bytes(b"not gzip at all")
+    proc = run("score", str(bad), "-o", str(tmp_path / "o.jsonl"), "--model", str(models), check=False)
+    assert proc.returncode != 0 and "in.jsonl.gz" in proc.stderr
+    good = tmp_path / "in.jsonl"
+    good.write_text(json.dumps({"id": 1, "title": "", "body": "x"}) + "\n")
+    proc = run("score", str(good), "-o", str(tmp_path / "nope" / "o.jsonl"), "--model", str(models), check=False)
+    assert proc.returncode != 0 and "directory does not exist" in proc.stderr
+
+
+def test_evaluate_non_utf8_names_the_file(models, tmp_path):
+    bad = tmp_path / "labels.jsonl"
+    bad.write_bytes(b"\xff\xfe\x00")
+    proc = run("evaluate", str(bad), "--model", str(models), check=False)
+    assert proc.returncode != 0 and "labels.jsonl" in proc.stderr and "not UTF-8" in proc.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["score", "/nonexistent.jsonl"], "no such file"),
     (["score", "posts.txt"], "cannot tell the format"),
@@ -126,7 +152,7 @@ def test_bad_arguments_fail_with_one_line(args, message):
 
 def test_evaluate_prints_and_writes_json(models, corpus_file, tmp_path):
     out = tmp_path / "report.json"
-    proc = run("evaluate", str(corpus_file), "--model", str(models), "--json", str(out))
+    proc = run("evaluate", str(corpus_file), "--model", str(models), "--report", str(out))
     assert "precision" in proc.stdout and "spam kind" in proc.stdout
     report = json.loads(out.read_text())
     assert report["n"] == 32 and "confusion_matrix" in report

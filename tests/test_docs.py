@@ -44,7 +44,7 @@ def test_readme_quick_start_has_exactly_two_commands():
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"## Quick start.*?```sh\n(.*?)```", readme, re.S).group(1)
     commands = [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
-    assert commands == ["make serve", "make test"]
+    assert commands == ["./run serve", "./run test"]
 
 
 def test_datacard_counts_match_the_corpus():

@@ -4,13 +4,9 @@ import pytest
 
 from classifier import artifacts
 from classifier.errors import ArtifactError, ArtifactTampered, ArtifactVersionMismatch
-
+from tests.conftest import save_for_test as save
 from tests.conftest import tiny_examples
 
-
-def save(model, root):
-    return artifacts.save_model(model, root, data_sha256="0" * 64, label_counts={"ok": 1},
-                                metrics={"accuracy": 1.0}, params={"seed": 0})
 
 
 def test_round_trip_scores_identically(tiny_model, tmp_path):
@@ -63,3 +59,42 @@ def test_cannot_activate_tampered(tiny_model, tmp_path):
     with pytest.raises(ArtifactTampered):
         artifacts.set_active(tmp_path, path.name)
     assert not (tmp_path / "ACTIVE").exists()
+
+
+def test_manifest_edits_are_refused(tiny_model, tmp_path):
+    path = save(tiny_model, tmp_path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["thresholds"]["spam_block"] = 0.01
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactTampered, match="thresholds differ"):
+        artifacts.load_model(path)
+
+
+@pytest.mark.parametrize("content", ["[]", "{}", '{"version": 3}', "not json"])
+def test_broken_manifest_is_an_artifact_error(tiny_model, tmp_path, content):
+    path = save(tiny_model, tmp_path)
+    (path / "manifest.json").write_text(content)
+    with pytest.raises(ArtifactError):
+        artifacts.load_model(path)
+
+
+def test_default_model_is_retrained_after_a_library_upgrade(tmp_path):
+    """A model trained by ensure_model and refused after an upgrade is replaced, not fatal."""
+    import tests.conftest as conftest
+    from classifier import workflow
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": e.post.id, "title": e.post.title, "body": e.post.body,
+                                          "category": e.post.category, "label": e.label,
+                                          "promo": list(e.promo)}) + "\n" for e in conftest.tiny_examples()))
+    first = workflow.ensure_model(tmp_path / "m", corpus_paths=[corpus])
+    manifest_path = tmp_path / "m" / first.version / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["trained_by"] == "default"
+    manifest["libraries"]["scikit-learn"] = "0.0.1"
+    manifest_path.write_text(json.dumps(manifest))
+    import time
+
+    time.sleep(1.1)
+    second = workflow.ensure_model(tmp_path / "m", corpus_paths=[corpus])
+    assert second.version != first.version

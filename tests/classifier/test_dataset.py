@@ -49,7 +49,7 @@ def test_load_corpus_missing_path(tmp_path):
 def test_read_jsonl_yields_bad_rows_with_line_numbers():
     stream = io.StringIO('{"id": 1, "title": "", "body": "x"}\nnot json\n\n{"id": 2, "title": "", "body": 5}\n')
     rows = list(read_posts(stream, "jsonl"))
-    assert isinstance(rows[0], Post) and rows[0].id == "1"
+    assert isinstance(rows[0], Post) and rows[0].id == 1
     assert rows[1] == BadRow(2, rows[1].error) and "malformed JSON" in rows[1].error
     assert isinstance(rows[2], BadRow) and rows[2].line == 4 and "body must be a string" in rows[2].error
 
@@ -75,3 +75,43 @@ def test_file_format(name, expected):
 def test_file_format_unknown():
     with pytest.raises(CorpusError, match="cannot tell the format"):
         file_format("posts.txt")
+
+
+def test_csv_unterminated_quote_is_an_error_not_swallowed_rows():
+    stream = io.StringIO('id,title,body\n1,t,"open quote\n2,t,second\n')
+    with pytest.raises(CorpusError, match="malformed CSV"):
+        list(read_posts(stream, "csv", path="x.csv"))
+
+
+def test_csv_long_field_and_bom():
+    long = "x" * 200_000
+    stream = io.StringIO("\ufeffid,title,body\n1,t," + long + "\n")
+    (post,) = read_posts(stream, "csv")
+    assert post.id == "1" and len(post.body) == 200_000
+
+
+@pytest.mark.parametrize("line, message", [
+    ("[" * 100_000 + "]" * 100_000, "unreadable JSON"),
+    ('{"id": ' + "9" * 5000 + ', "title": "", "body": ""}', "unreadable JSON"),
+])
+def test_jsonl_hostile_lines_are_bad_rows(line, message):
+    (row,) = read_posts(io.StringIO(line + "\n"), "jsonl")
+    assert isinstance(row, BadRow) and message in row.error
+
+
+def test_corpus_line_separators_inside_strings_are_fine(tmp_path):
+    write(tmp_path / "a.jsonl", [json.dumps({"id": "u", "title": "t", "body": "a\u2028b\u2029c", "label": "ok"}, ensure_ascii=False)])
+    assert load_corpus([tmp_path]).examples[0].post.body == "a\u2028b\u2029c"
+
+
+@pytest.mark.parametrize("content, match", [(b"\xff\xfe garbage", "not UTF-8"), (b"\n\n", "no labelled posts")])
+def test_corpus_unreadable_or_empty(tmp_path, content, match):
+    (tmp_path / "a.jsonl").write_bytes(content)
+    with pytest.raises(CorpusError, match=match):
+        load_corpus([tmp_path])
+
+
+def test_promo_must_be_a_list(tmp_path):
+    write(tmp_path / "a.jsonl", [rec(1, "spam", promo=5)])
+    with pytest.raises(CorpusError, match="promo must be a list"):
+        load_corpus([tmp_path])

@@ -39,3 +39,12 @@ def test_evaluate_on_model(tiny_model):
 def test_expected_calibration_error():
     assert expected_calibration_error([1, 0, 1, 0], [1.0, 0.0, 1.0, 0.0]) == 0.0
     assert expected_calibration_error([0, 0], [0.95, 0.95]) == pytest.approx(0.95)
+
+
+def test_undefined_metrics_are_none_not_nan():
+    import json
+
+    r = report_from_probabilities(["ok", "ok"], np.array([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1]]), T)
+    assert r["per_label"]["spam"]["roc_auc"] is None
+    json.dumps(r, allow_nan=False)
+    assert "-" in format_report(r)

@@ -59,12 +59,23 @@ def test_reasons_are_exact_contributions(tiny_model, monkeypatch):
 
 
 def test_highlight_spans_point_into_the_original_text(tiny_model):
-    post = Post("h", "", "We tested the new pipeline today. To get more space news, you can visit StarDaily official website. It worked.")
-    scored = tiny_model.score_one(post)
-    for h in scored.highlights:
-        assert h.field == "body"
-        assert post.body[h.start:h.end].strip() == post.body[h.start:h.end]
-        assert 0 <= h.score <= 1
+    for post in POSTS:
+        for h in tiny_model.score_one(post).highlights:
+            text = post.title if h.field == "title" else post.body
+            assert 0 <= h.start < h.end <= len(text)
+            assert text[h.start:h.end].strip() == text[h.start:h.end]
+            assert 0.5 <= h.score <= 1 or tiny_model.score_one(post).label == "spam"
+
+
+def test_long_posts_are_never_allowed_outright(tiny_model):
+    scored = tiny_model.score_one(Post("l", "", "Thanks, lowering the sigma fixed it. " * 1000))
+    assert scored.truncated and scored.decision != "allow"
+
+
+def test_category_matches_case_insensitively(tiny_model):
+    a = tiny_model.combiner_inputs(Post("c", "t", "Watershed splits my nuclei in two 3D", "3D Segmentation"))
+    b = tiny_model.combiner_inputs(Post("c", "t", "Watershed splits my nuclei in two 3D", " 3d segmentation "))
+    np.testing.assert_array_equal(a, b)
 
 
 def test_empty_post_scores(tiny_model):

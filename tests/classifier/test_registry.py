@@ -3,10 +3,7 @@ import pytest
 from classifier import artifacts
 from classifier.errors import ArtifactError
 from classifier.registry import ModelRegistry
-
-
-def save(model, root):
-    return artifacts.save_model(model, root, data_sha256="0" * 64, label_counts={}, metrics={}, params={})
+from tests.conftest import save_for_test as save
 
 
 def test_registry_loads_and_swaps(tiny_model, tmp_path):
@@ -35,3 +32,32 @@ def test_registry_keeps_serving_when_new_artifact_is_broken(tiny_model, tmp_path
 def test_registry_without_model(tmp_path):
     with pytest.raises(ArtifactError, match="no model"):
         ModelRegistry(tmp_path / "none", check_interval=0).current()
+
+
+def test_registry_survives_a_broken_manifest_and_does_not_retry_it(tiny_model, tmp_path, monkeypatch):
+    import json
+    import time
+
+    first = save(tiny_model, tmp_path)
+    artifacts.set_active(tmp_path, first.name)
+    registry = ModelRegistry(tmp_path, check_interval=0)
+    registry.current()
+    time.sleep(1.1)
+    second = save(tiny_model, tmp_path)
+    (second / "manifest.json").write_text(json.dumps({"version": 1}))
+    (tmp_path / "ACTIVE").write_text(second.name)
+    assert registry.current().version == first.name
+    assert registry.last_error
+    calls = []
+    monkeypatch.setattr(artifacts, "load_model", lambda *a: calls.append(a))
+    registry.current()
+    assert calls == []  # the same broken version is not loaded again on every check
+
+
+def test_registry_unreadable_pointer(tiny_model, tmp_path):
+    first = save(tiny_model, tmp_path)
+    artifacts.set_active(tmp_path, first.name)
+    registry = ModelRegistry(tmp_path, check_interval=0)
+    registry.current()
+    (tmp_path / "ACTIVE").write_bytes(b"\xff\xfe\x00bad")
+    assert registry.current().version == first.name

@@ -4,7 +4,7 @@ import pytest
 from classifier import TrainParams, train_model
 from classifier.augment import CATEGORY_KIND, PROMO_KIND, insert_sentence, promo_inserts, wrong_categories
 from classifier.dataset import Example
-from classifier.train import _assign_folds
+from classifier.train import _assign_folds, augment_by_fold
 from tests.conftest import tiny_examples
 
 
@@ -12,6 +12,7 @@ def test_training_is_deterministic():
     a = train_model(tiny_examples(), TrainParams(folds=3, min_df=1, seed=1))
     b = train_model(tiny_examples(), TrainParams(folds=3, min_df=1, seed=1))
     np.testing.assert_array_equal(a.model.weights_, b.model.weights_)
+    np.testing.assert_array_equal(a.model.combiner_coef_, b.model.combiner_coef_)
     assert a.model.thresholds == b.model.thresholds
     assert a.report["per_label"] == b.report["per_label"]
 
@@ -38,11 +39,21 @@ def test_params_are_validated():
         TrainParams(block_precision=1.5)
 
 
-def test_folds_keep_groups_together():
+def test_augmented_variants_stay_in_their_sources_fold():
+    """No variant of a text, nor a promo sentence it borrowed, straddles a train/test split."""
+    import random
+
     examples = tiny_examples()
-    grouped = [Example(e.post, e.label, e.kind, e.promo, group="g" + str(i // 2)) for i, e in enumerate(examples)]
-    fold_of = _assign_folds(grouped, TrainParams(folds=3))
-    assert set(fold_of) == {e.group_key for e in grouped}
+    params = TrainParams(folds=3)
+    fold_of = _assign_folds(examples, params)
+    cats = sorted({e.post.category for e in examples})
+    all_examples, fold_ids, counts = augment_by_fold(examples, fold_of, cats, params, random.Random(0))
+    assert sum(counts.values()) == len(all_examples) - len(examples) > 0
+    fold_of_promo = {p: fold_of[e.group_key] for e in examples for p in e.promo}
+    for e, fold in zip(all_examples, fold_ids):
+        assert fold == fold_of[e.group_key]
+        if e.kind == PROMO_KIND:
+            assert fold_of_promo[e.promo[0]] == fold
 
 
 def test_insert_sentence_keeps_host_text():

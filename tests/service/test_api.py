@@ -30,7 +30,7 @@ def test_classify_returns_contract(client):
     assert r.status_code == 200
     body = r.get_json()
     assert list(body) == ["id", "label", "decision", "scores", "highlights", "reasons", "model_version"]
-    assert body["id"] == "5"
+    assert body["id"] == 5
 
 
 @pytest.mark.parametrize("payload, message", [
@@ -47,6 +47,17 @@ def test_classify_bad_input(client, payload, message):
 def test_malformed_json_and_content_type(client):
     assert_error_shape(client.post("/v1/classify", data="{bad", content_type="application/json"), 400)
     assert_error_shape(client.post("/v1/classify", data="id=1", content_type="application/x-www-form-urlencoded"), 415)
+
+
+def test_deeply_nested_json_is_a_400(client):
+    body = "[" * 100_000 + "]" * 100_000
+    assert_error_shape(client.post("/v1/classify", data=body, content_type="application/json"), 400)
+
+
+def test_body_over_the_limit_is_a_413(tiny_model, tmp_path):
+    artifacts.save_model(tiny_model, tmp_path, data_sha256="0" * 64, label_counts={}, metrics={}, params={})
+    client = create_app({"TESTING": True, "MODEL_DIR": str(tmp_path), "MAX_CONTENT_LENGTH": 1000}).test_client()
+    assert_error_shape(client.post("/v1/classify", json={"id": 1, "title": "", "body": "x" * 5000}), 413)
 
 
 def test_flask_404_and_405_use_the_same_shape(client):
