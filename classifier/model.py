@@ -91,6 +91,7 @@ class Model:
         self.table_ = np.ascontiguousarray(np.column_stack([idf[order], self.weights_[order, :3]]))
         self.category_weights_ = np.ascontiguousarray(self.weights_[order, 3:])
         self.bias_ = np.concatenate([base_b, cat_b]).astype(np.float64)
+        self.combiner_coef_ = self.combiner_bias_ = None
         if self.combiner is not None:  # None only while training computes out-of-fold inputs
             comb_order = [list(self.combiner.classes_).index(label) for label in LABELS]
             self.combiner_coef_ = self.combiner.coef_[comb_order].astype(np.float64)
@@ -125,12 +126,14 @@ class Model:
 
     def score_one(self, post: Post, *, explain: bool = True) -> Scored:
         """Score one post; see `score`."""
+        if self.combiner_coef_ is None:
+            raise NotFittedError("this model has no combiner yet: train it with train.train_model")
         segs, counts = self._count(post)
         z = self._logits(counts)
         phi, best = self._combiner_inputs(post, segs, z)
-        probs = _softmax(self.combiner_coef_ @ phi + self.combiner_bias_)
-        scores = {label: float(p) for label, p in zip(LABELS, probs)}
-        label_index = int(np.argmax(probs))
+        probs = _softmax(self.combiner_coef_ @ phi + self.combiner_bias_).tolist()
+        scores = dict(zip(LABELS, probs))
+        label_index = probs.index(max(probs))
         highlights = self._highlights(segs, z, LABELS[label_index])
         reasons = self._reasons(counts, phi, best, label_index, post) if explain else ()
         truncated = len(post.title) > features.MAX_FIELD_CHARS or len(post.body) > features.MAX_FIELD_CHARS
@@ -221,39 +224,47 @@ class Model:
             z[-1, 3:] += counts.x[whole] @ self.category_weights_[counts.idx[whole]]
         return z
 
+    # These two work on a handful of numbers per post: plain Python floats are several times
+    # cheaper than numpy calls at that size.
     def _combiner_inputs(self, post: Post, segs, z: np.ndarray) -> tuple[np.ndarray, int]:
         """The combiner's six inputs, and the row index of the most spam-like segment (-1: none)."""
-        whole = z[-1]
-        seg_spam = z[:-1, SPAM] - z[:-1, OK]
-        if len(seg_spam):
-            best = int(np.argmax(seg_spam))
-            best_spam = float(seg_spam[best])
-            mean_spam = float(seg_spam.mean())
+        rows = z.tolist()
+        whole = rows[-1]
+        post_spam = whole[SPAM] - whole[OK]
+        seg_spam = [r[SPAM] - r[OK] for r in rows[:-1]]
+        if seg_spam:
+            best_spam = max(seg_spam)
+            best = seg_spam.index(best_spam)
+            mean_spam = sum(seg_spam) / len(seg_spam)
         else:
-            best, best_spam = -1, float(whole[SPAM] - whole[OK])
-            mean_spam = best_spam
+            best, best_spam, mean_spam = -1, post_spam, post_spam
         mismatch = 0.0
         ci = self._category_index.get(post.category.strip().casefold()) if post.category else None
         if ci is not None:
-            p = _softmax(whole[3:])
+            cat = whole[3:]
+            # P(filed) / max P over categories, from the logits: exp(z_filed - z_max)
+            ratio = math.exp(cat[ci] - max(cat))
             # A short reply ("works now, cheers") says too little about where it belongs: the
             # mismatch counts in full only from MISMATCH_FULL_WORDS words on.
             n_words = sum(seg.text.count(" ") + 1 for seg in segs)
-            mismatch = float(1.0 - p[ci] / p.max()) * min(1.0, n_words / MISMATCH_FULL_WORDS)
-        phi = np.array([whole[SPAM] - whole[OK], whole[OFF] - whole[OK], best_spam,
-                        math.log1p(len(segs)), mismatch, mean_spam])
+            mismatch = (1.0 - ratio) * min(1.0, n_words / MISMATCH_FULL_WORDS)
+        phi = np.array([post_spam, whole[OFF] - whole[OK], best_spam, math.log1p(len(segs)), mismatch, mean_spam])
         return phi, best
 
     def _highlights(self, segs, z: np.ndarray, label: str) -> tuple[Highlight, ...]:
         """Sentences whose own spam probability is high, best first."""
         if not segs:
             return ()
-        p_spam = _softmax_rows(z[:-1, :3])[:, SPAM]
-        order = np.argsort(-p_spam, kind="stable")
+        p_spam = []
+        for ok, spam, off in z[:-1, :3].tolist():
+            top = max(ok, spam, off)
+            e_ok, e_spam, e_off = math.exp(ok - top), math.exp(spam - top), math.exp(off - top)
+            p_spam.append(e_spam / (e_ok + e_spam + e_off))
+        order = sorted(range(len(p_spam)), key=lambda i: -p_spam[i])
         chosen = [i for i in order[:MAX_HIGHLIGHTS] if p_spam[i] >= HIGHLIGHT_MIN]
         if not chosen and label == "spam":
-            chosen = [int(order[0])]
-        return tuple(Highlight(segs[i].field, segs[i].start, segs[i].end, float(p_spam[i])) for i in chosen)
+            chosen = [order[0]]
+        return tuple(Highlight(segs[i].field, segs[i].start, segs[i].end, p_spam[i]) for i in chosen)
 
     def _reasons(self, counts: "_Counts", phi, best: int, label_index: int, post: Post) -> tuple[Reason, ...]:
         """Exact additive contributions to log-odds(label vs reference): positive ones first.
@@ -333,15 +344,3 @@ def _unique_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _softmax(v: np.ndarray) -> np.ndarray:
     e = np.exp(v - v.max())
     return e / e.sum()
-
-
-def _softmax_rows(m: np.ndarray) -> np.ndarray:
-    e = np.exp(m - m.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def require_fitted(model) -> "Model":
-    """Raise NotFittedError unless `model` is a trained Model."""
-    if not isinstance(model, Model):
-        raise NotFittedError("this model has not been trained; run `postsieve train` first")
-    return model

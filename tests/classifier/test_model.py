@@ -102,3 +102,13 @@ def test_reasons_list_supporting_evidence_first(tiny_model):
         positives = [w for w in weights if w > 0]
         assert weights[: len(positives)] == sorted(positives, reverse=True)
         assert len(weights) <= 10
+
+
+def test_scoring_a_half_built_model_is_a_clear_error(tiny_model):
+    from classifier.errors import NotFittedError
+    from classifier.model import Model
+
+    partial = Model(vectorizer=tiny_model.vectorizer, tfidf=tiny_model.tfidf, base=tiny_model.base,
+                    category_model=tiny_model.category_model, combiner=None, thresholds=None)
+    with pytest.raises(NotFittedError, match="no combiner"):
+        partial.score_one(POSTS[0])
