@@ -1,6 +1,9 @@
 # Shortcuts for developers who have make; the README's commands are ./run serve and ./run test.
 .PHONY: install serve test test-fast bench clean
 
+# Models and databases live here unless POSTSIEVE_DATA_DIR says otherwise (as in ./run).
+export POSTSIEVE_DATA_DIR ?= $(CURDIR)/var
+
 install:
 	./scripts/bootstrap.sh
 

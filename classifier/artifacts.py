@@ -152,6 +152,8 @@ def read_manifest(version_dir: str | Path) -> dict:
     for key, kind in _REQUIRED.items():
         if not isinstance(manifest.get(key), kind):
             raise ArtifactError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
+    if not all(isinstance(v, str) for v in manifest["libraries"].values()):
+        raise ArtifactError(f"{path}: library versions must be strings")
     return manifest
 
 

@@ -5,6 +5,7 @@ clear line (click.ClickException) with a non-zero exit. `service.cli` adds `serv
 """
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -132,7 +133,7 @@ def classify(title, body, category, post_id, as_json, model_path):
     model = load_selected_model(model_path)
     scored = model.score_one(post)
     if as_json:
-        click.echo(json.dumps(scored.to_dict()))
+        click.echo(json.dumps(scored.to_dict(), ensure_ascii=False))
         return
     click.echo(f"{scored.decision.upper()}  label={scored.label}  " +
                "  ".join(f"{label}={scored.scores[label]:.3f}" for label in LABELS))
@@ -209,7 +210,11 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
         click.echo(f"postsieve: skipped {input_path}:{row.line}: {row.error}", err=True)
 
     try:
-        with source, scoring.open_output(output_path) as sink, \
+        sink = scoring.open_output(output_path)
+    except OSError as exc:
+        raise click.ClickException(f"{output_path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with source, sink, \
                 click.progressbar(length=max(total, 1), label="scoring", file=sys.stderr, hidden=not show,
                                   item_show_func=lambda _: _live_counts(summary)) as bar:
             def on_chunk(s):
@@ -223,8 +228,13 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
         raise click.ClickException(str(exc)) from None
     except UnicodeDecodeError as exc:
         raise click.ClickException(f"{input_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except BrokenPipeError:  # `postsieve score big.jsonl | head`: the reader has all it wants
+        sys.stderr.close()
+        sys.exit(0)
     except (OSError, EOFError) as exc:  # a corrupt .gz, a full disk, a vanished file
-        raise click.ClickException(f"{input_path}: {type(exc).__name__}: {exc}") from None
+        which = output_path if getattr(exc, "filename", None) == output_path or isinstance(exc, OSError) \
+            and exc.errno in (errno.ENOSPC, errno.EDQUOT) else input_path
+        raise click.ClickException(f"{which}: {type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
         raise click.ClickException(f"interrupted after {summary.scored} posts") from None
     click.echo(summary.format(), err=True)

@@ -228,14 +228,17 @@ def _read_csv(stream, fields: FieldMap, path: str) -> Iterator[Post | BadRow]:
             f"missing column(s) {', '.join(missing)}; columns found: {', '.join(header) or '(none)'}",
             path=path, line=1)
     while True:
+        started = reader.reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            # strict mode: an unterminated quote is an error, not rows swallowed into one field
-            raise CorpusError(f"malformed CSV ({exc})", path=path, line=reader.line_num) from None
-        lineno = reader.line_num
+            # strict mode: bad quoting is a bad row (reported, skippable), not rows silently
+            # swallowed into one field; the reader resumes on the next physical line
+            yield BadRow(started, f"malformed CSV ({exc})")
+            continue
+        lineno = started
         if None in row:
             yield BadRow(lineno, "more fields than the header has")
             continue

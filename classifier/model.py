@@ -146,6 +146,8 @@ class Model:
 
     def predict_proba(self, posts: Iterable[Post]) -> np.ndarray:
         """Calibrated probabilities, shape (n, 3), columns ok, spam, off_topic."""
+        if self.combiner_coef_ is None:
+            raise NotFittedError("this model has no combiner yet: train it with train.train_model")
         out = [_softmax(self.combiner_coef_ @ self.combiner_inputs(post) + self.combiner_bias_) for post in posts]
         return np.array(out).reshape(-1, len(LABELS))
 

@@ -15,6 +15,9 @@ from . import artifacts
 from .errors import ArtifactError
 from .model import Model
 
+#: Seconds before a version that failed to load is tried again (it may have been mid-copy).
+RETRY_FAILED_AFTER = 30.0
+
 
 class ModelRegistry:
     """The active model of one models directory, re-checked at most every `check_interval` s."""
@@ -27,6 +30,8 @@ class ModelRegistry:
         self._checked_at = 0.0
         self.last_error: str | None = None
         self._failed: str | None = None
+        self._failed_at = 0.0
+        self._load_lock = threading.Lock()
 
     def current(self) -> Model:
         """The model to score with; loads it on first use (raises ArtifactError if there is none)."""
@@ -41,28 +46,37 @@ class ModelRegistry:
     def reload_if_changed(self) -> bool:
         """Load the active version if it differs from the one held; True when swapped.
 
-        The new model is loaded outside the lock (hashing and unpickling take about a second),
-        so requests keep being served by the current model meanwhile; only the reference swap
-        is locked. A version that failed to load is not retried until ACTIVE changes again.
+        The new model is loaded outside the swap lock (hashing and unpickling take about a
+        second), so requests keep being served by the current model meanwhile; a second lock
+        makes one thread load while the others carry on. A version that failed to load is
+        retried only after RETRY_FAILED_AFTER seconds or when ACTIVE changes.
         """
         with self._lock:
             self._checked_at = time.monotonic()
+        if not self._load_lock.acquire(blocking=False):
+            return False  # another thread is loading; keep serving the current model
         try:
-            wanted = artifacts.active_version(self.models_dir)
-        except (ArtifactError, OSError) as exc:
-            self.last_error = str(exc)
-            return False
-        current = self._model
-        if wanted is None or (current is not None and current.version == wanted) or wanted == self._failed:
-            return False
-        try:
-            model = artifacts.load_model(self.models_dir / wanted)
-        except Exception as exc:  # any broken artifact is refused; the current model keeps serving
-            self.last_error, self._failed = f"{type(exc).__name__}: {exc}", wanted
-            return False
-        with self._lock:
-            self._model, self.last_error, self._failed = model, None, None
-        return True
+            try:
+                wanted = artifacts.active_version(self.models_dir)
+            except (ArtifactError, OSError) as exc:
+                self.last_error = str(exc)
+                return False
+            current = self._model
+            if wanted is None or (current is not None and current.version == wanted):
+                return False
+            if wanted == self._failed and time.monotonic() - self._failed_at < RETRY_FAILED_AFTER:
+                return False
+            try:
+                model = artifacts.load_model(self.models_dir / wanted)
+            except Exception as exc:  # any broken artifact is refused; the current model keeps serving
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._failed, self._failed_at = wanted, time.monotonic()
+                return False
+            with self._lock:
+                self._model, self.last_error, self._failed = model, None, None
+            return True
+        finally:
+            self._load_lock.release()
 
     @property
     def loaded(self) -> bool:

@@ -84,6 +84,8 @@ def open_input(path: str) -> tuple[IO[str], CountingReader | None]:
 def open_output(path: str) -> IO[str]:
     """Open an output file as text ('-': stdout), gzip by extension."""
     if path == "-":
+        # a lone surrogate in an id must not crash the run: write it escaped
+        sys.stdout.reconfigure(errors="backslashreplace")
         return sys.stdout
     if path.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="", errors="backslashreplace")
@@ -97,8 +99,7 @@ class JsonlWriter:
         self.stream = stream
 
     def write(self, scored: Scored) -> None:
-        # ASCII escapes: valid JSON whatever the input held (a lone surrogate in an id, say)
-        self.stream.write(json.dumps(scored.to_dict()) + "\n")
+        self.stream.write(json.dumps(scored.to_dict(), ensure_ascii=False) + "\n")
 
 
 class CsvWriter:
@@ -112,7 +113,7 @@ class CsvWriter:
         d = scored.to_dict()
         self.writer.writerow([d["id"], d["label"], d["decision"], d["scores"]["ok"], d["scores"]["spam"],
                               d["scores"]["off_topic"], json.dumps(d["highlights"]),
-                              json.dumps(d["reasons"]), d["model_version"]])
+                              json.dumps(d["reasons"], ensure_ascii=False), d["model_version"]])
 
 
 def writer_for(stream: IO[str], fmt: str):

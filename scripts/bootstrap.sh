@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment and install postsieve into it (editable, with test
-# extras). Used by `make serve` and `make test`; safe to run again (it only reinstalls when
+# extras). Used by `./run serve` and `./run test` (and the Makefile); safe to run again (it only reinstalls when
 # pyproject.toml changed). On a bare Debian/Ubuntu machine whose Python lacks the venv module, it
 # installs python3-venv with apt-get (as root, or through sudo) and says so.
 set -euo pipefail

@@ -37,4 +37,7 @@ def serve(host, port, workers, timeout):
 
 
 def main():
+    # Output that holds a lone surrogate (from an escaped JSON input) is written escaped, not
+    # turned into a UnicodeEncodeError traceback.
+    sys.stdout.reconfigure(errors="backslashreplace")
     cli(prog_name="postsieve")

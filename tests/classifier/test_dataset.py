@@ -77,10 +77,18 @@ def test_file_format_unknown():
         file_format("posts.txt")
 
 
-def test_csv_unterminated_quote_is_an_error_not_swallowed_rows():
+def test_csv_bad_quoting_is_a_bad_row_with_its_line():
+    stream = io.StringIO('id,title,body\n1,t,fine\n2,t,"quoted" then text\n3,t,also fine\n')
+    rows = list(read_posts(stream, "csv", path="x.csv"))
+    assert [r.id for r in rows if isinstance(r, Post)] == ["1", "3"]
+    (bad,) = [r for r in rows if isinstance(r, BadRow)]
+    assert bad.line == 3 and "malformed CSV" in bad.error
+
+
+def test_csv_unterminated_quote_does_not_swallow_rows_silently():
     stream = io.StringIO('id,title,body\n1,t,"open quote\n2,t,second\n')
-    with pytest.raises(CorpusError, match="malformed CSV"):
-        list(read_posts(stream, "csv", path="x.csv"))
+    rows = list(read_posts(stream, "csv", path="x.csv"))
+    assert any(isinstance(r, BadRow) and r.line == 2 for r in rows)
 
 
 def test_csv_long_field_and_bom():

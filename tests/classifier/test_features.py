@@ -79,3 +79,18 @@ def test_field_prefix_limit():
     post = Post("1", "", "word " * 10_000)
     segs = features.segments(post)
     assert max(s.end for s in segs) <= features.MAX_FIELD_CHARS
+
+
+@pytest.mark.parametrize("body", [". " * 10_000, "." * 20_000, "?" * 20_000, "a." * 10_000, "x" * 20_000,
+                                  "\n" * 20_000, "<p>" * 6_000, "word... " * 2_500])
+def test_hostile_bodies_do_not_blow_up(body):
+    """Guards against quadratic splitting (seconds to minutes before the fix), not a speed test:
+    the bound is two orders of magnitude above the normal milliseconds."""
+    import time
+
+    start = time.perf_counter()
+    segs = features.segments(Post("h", "", body))
+    assert time.perf_counter() - start < 2.0
+    assert len(segs) <= features.MAX_SEGMENTS
+    for s in segs:
+        assert 0 <= s.start < s.end <= len(body)

@@ -49,9 +49,19 @@ def test_registry_survives_a_broken_manifest_and_does_not_retry_it(tiny_model, t
     assert registry.current().version == first.name
     assert registry.last_error
     calls = []
-    monkeypatch.setattr(artifacts, "load_model", lambda *a: calls.append(a))
+
+    def still_broken(*args):
+        calls.append(args)
+        raise ArtifactError("still broken")
+
+    monkeypatch.setattr(artifacts, "load_model", still_broken)
     registry.current()
     assert calls == []  # the same broken version is not loaded again on every check
+    import classifier.registry as registry_module
+
+    monkeypatch.setattr(registry_module, "RETRY_FAILED_AFTER", 0.0)
+    assert registry.current().version == first.name
+    assert len(calls) == 1  # ... but it is retried after the back-off
 
 
 def test_registry_unreadable_pointer(tiny_model, tmp_path):
