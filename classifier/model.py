@@ -296,11 +296,13 @@ class Model:
         # Moderators read reasons as "why": the strongest evidence for the label comes first,
         # counter-evidence (negative weights) only fills the list when little speaks for it.
         k = min(MAX_REASONS, len(values))
-        top = np.argpartition(-values, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-        low = np.argpartition(values, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-        names = self.feature_names
-        items = {int(i): (str(names[whole_idx[i]]), float(values[i])) for i in np.concatenate([top, low])}
-        ranked = list(items.values())
+        if k:
+            candidates = np.argpartition(-values, k - 1)[:k]
+            if (values[candidates] > 0).sum() < MAX_REASONS:  # counter-evidence may fill the list
+                candidates = np.unique(np.concatenate([candidates, np.argpartition(values, k - 1)[:k]]))
+        else:
+            candidates = np.zeros(0, dtype=np.int64)
+        ranked = list(zip(self.feature_names[whole_idx[candidates]].tolist(), values[candidates].tolist()))
         ranked.append(("sentence count", float(alpha[3] * phi[3])))
         if phi[4]:
             ranked.append((f"category mismatch ({post.category})", float(alpha[4] * phi[4])))
