@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from classifier import Post, artifacts, workflow  # noqa: E402
-from classifier.decision import decide  # noqa: E402
+from classifier.decision import decide_all  # noqa: E402
 from classifier.evaluate import recall_at_fpr  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
@@ -35,7 +35,7 @@ def read(path: Path) -> list[dict]:
 def file_metrics(rows: list[dict], probs: np.ndarray, thresholds) -> dict:
     """Spam metrics for one set of rows (spam vs ham, whatever the topicality)."""
     y = np.array([r["label"] == "spam" for r in rows])
-    decisions = np.array([decide({"ok": p[0], "spam": p[1], "off_topic": p[2]}, thresholds) for p in probs])
+    decisions = np.array(decide_all(probs, thresholds))
     blocked, flagged = decisions == "block", decisions != "allow"
     out = {"n": int(len(rows)), "spam": int(y.sum()), "ham": int((~y).sum()),
            "ham_blocked_rate": float(blocked[~y].mean()) if (~y).any() else None,
@@ -65,7 +65,7 @@ def evaluate_file(model, path: Path) -> dict:
         idx = [i for i, r in enumerate(rows) if r.get("topicality") == t and r["label"] == "ham"]
         if idx:
             p_off = probs[idx, 2]
-            decisions = [decide({"ok": p[0], "spam": p[1], "off_topic": p[2]}, model.thresholds) for p in probs[idx]]
+            decisions = decide_all(probs[idx], model.thresholds)
             topical[t] = {"ham": len(idx), "mean_off_topic": float(p_off.mean()),
                           "share_label_off_topic": float((probs[idx].argmax(axis=1) == 2).mean()),
                           "share_review": decisions.count("review") / len(idx)}

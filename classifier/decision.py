@@ -48,6 +48,12 @@ def decide(scores: Mapping[str, float], thresholds: Thresholds) -> str:
     return "allow"
 
 
+def decide_all(probabilities, thresholds: Thresholds) -> list[str]:
+    """`decide` for every row of an (n, 3) array of ok, spam, off_topic probabilities."""
+    return [decide({"ok": ok, "spam": spam, "off_topic": off}, thresholds)
+            for ok, spam, off in np.asarray(probabilities, dtype=float).reshape(-1, 3).tolist()]
+
+
 def threshold_for_precision(y_true, scores, target: float, floor: float = 0.5) -> float:
     """Lowest cut-off whose positives, and those of every higher cut-off, reach `target` precision.
 

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score, roc_curve
 
 from .dataset import Example
-from .decision import Thresholds, decide
+from .decision import Thresholds, decide_all
 from .types import DECISIONS, LABELS
 
 
@@ -78,7 +78,7 @@ def report_from_probabilities(labels: Sequence[str], probabilities, thresholds: 
                 "support": int(support[i]), "roc_auc": _auc(y == label, p[:, i])}
         for i, label in enumerate(LABELS)
     }
-    decisions = [decide({"ok": r[0], "spam": r[1], "off_topic": r[2]}, thresholds) for r in p]
+    decisions = decide_all(p, thresholds)
     by_label = {label: Counter() for label in LABELS}
     for label, decision in zip(y, decisions):
         by_label[label][decision] += 1

@@ -191,13 +191,9 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold_digits(text.lower()))
 
 
-def segment_parts(text: str) -> tuple[list[str], list[str]]:
-    """Words of one normalised segment, and its link, contact and promotional tokens."""
-    return segments_parts([text])[0]
-
-
 def segments_parts(texts: list[str]) -> list[tuple[list[str], list[str]]]:
-    """`segment_parts` of several segments of one post (promotional phrasing in one pass)."""
+    """Words of each normalised segment of one post, and its link, contact and promotional
+    tokens (promotional phrasing found in one pass over the post)."""
     out = []
     for text, promo in zip(texts, promo_tokens_per_segment(texts)):
         rest, tokens = split_specials(text)
@@ -213,12 +209,6 @@ def expand_words(ws: list[str]) -> list[str]:
         out.extend(word_terms(w))
     out.extend(f"{a} {b}" for a, b in zip(ws, ws[1:]))
     return out
-
-
-def segment_tokens(text: str) -> list[str]:
-    """All tokens of one normalised segment (the reference tokeniser)."""
-    ws, extra = segment_parts(text)
-    return expand_words(ws) + extra
 
 
 def segments(post: Post) -> list[Segment]:
@@ -274,7 +264,7 @@ def _is_fragment(normalised: str) -> bool:
 def post_level_tokens(post_segments: list[Segment], extras: list[list[str]]) -> list[str]:
     """Tokens that describe the whole post: link count, a link at the end, phones, length.
 
-    `extras` holds, per segment, the link/contact/promo tokens from `segment_parts`.
+    `extras` holds, per segment, the link/contact/promo tokens from `segments_parts`.
     """
     n_links = sum(1 for toks in extras for t in toks if t.startswith("tld:"))
     n_words = sum(len(seg.text.split()) for seg in post_segments)
@@ -302,8 +292,12 @@ def post_tokens(post: Post) -> tuple[list[Segment], list[list[str]], list[str]]:
     vector is exactly the sum of its sentence vectors and a few post-level counts.
     """
     segs = segments(post)
-    parts = segments_parts([s.text for s in segs])
+    return (segs, *tokens_from_parts(segs, segments_parts([s.text for s in segs])))
+
+
+def tokens_from_parts(segs: list[Segment], parts) -> tuple[list[list[str]], list[str]]:
+    """Token list of each segment and of the whole post, from `segments_parts` output."""
     lists = [expand_words(ws) + extra for ws, extra in parts]
     whole = [tok for toks in lists for tok in toks]
     whole.extend(post_level_tokens(segs, [extra for _, extra in parts]))
-    return segs, lists, whole
+    return lists, whole

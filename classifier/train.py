@@ -175,8 +175,9 @@ def _assign_folds(examples: list[Example], params: TrainParams) -> dict[str, int
 
 def _tokenise(example: Example, params: TrainParams, rng: random.Random) -> _Tokenised:
     """Whole-post tokens and the sentence-level rows an example contributes."""
-    segs, lists, whole = features.post_tokens(example.post)
+    segs = features.segments(example.post)
     parts = features.segments_parts([s.text for s in segs])
+    lists, whole = features.tokens_from_parts(segs, parts)
     sentences: list[tuple[list[str], str]] = []
     if example.kind == augment.CATEGORY_KIND:
         return _Tokenised(whole, sentences)

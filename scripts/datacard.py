@@ -43,7 +43,6 @@ def tables() -> str:
     for c in cats:
         lines.append(f"| {c} | " + " | ".join(str(by[(c, label)]) for label in LABELS) + " |")
     lines += ["", "### Files", "", "| file | posts |", "|---|---|"]
-    per_file = Counter(Path(f).name for f in corpus.files for _ in [0])
     for f in corpus.files:
         n = sum(1 for line in Path(f).read_text().splitlines() if line.strip())
         lines.append(f"| `{Path(f).name}` | {n} |")
