@@ -20,7 +20,7 @@ from .model import Model
 from .types import DECISIONS, LABELS, Post, Scored
 
 CSV_COLUMNS = ["id", "label", "decision", "score_ok", "score_spam", "score_off_topic",
-               "highlights", "reasons", "model_version"]
+               "highlights", "reasons", "model_version", "truncated"]
 
 
 @dataclass
@@ -113,7 +113,8 @@ class CsvWriter:
         d = scored.to_dict()
         self.writer.writerow([d["id"], d["label"], d["decision"], d["scores"]["ok"], d["scores"]["spam"],
                               d["scores"]["off_topic"], json.dumps(d["highlights"]),
-                              json.dumps(d["reasons"], ensure_ascii=False), d["model_version"]])
+                              json.dumps(d["reasons"], ensure_ascii=False), d["model_version"],
+                              int(d["truncated"])])
 
 
 def writer_for(stream: IO[str], fmt: str):

@@ -87,6 +87,7 @@ class Scored:
     highlights: tuple[Highlight, ...] = field(default_factory=tuple)
     reasons: tuple[Reason, ...] = field(default_factory=tuple)
     model_version: str = ""
+    #: True when a field was longer than features.MAX_FIELD_CHARS and only its prefix was scored.
     truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,4 +103,5 @@ class Scored:
             ],
             "reasons": [{"feature": r.feature, "weight": round(r.weight, 6)} for r in self.reasons],
             "model_version": self.model_version,
+            "truncated": self.truncated,
         }

@@ -62,7 +62,7 @@ def test_classify_json_from_options(models):
               "--body", "Call the printer helpline now toll free").stdout
     body = json.loads(out)
     assert body["id"] == "p1"
-    assert list(body) == ["id", "label", "decision", "scores", "highlights", "reasons", "model_version"]
+    assert list(body) == ["id", "label", "decision", "scores", "highlights", "reasons", "model_version", "truncated"]
 
 
 def test_classify_from_stdin_json_and_text(models):

@@ -31,7 +31,7 @@ def test_probabilities_sum_to_one_and_contract(tiny_model):
         assert set(scored.scores) == set(LABELS)
         assert abs(sum(scored.scores.values()) - 1) < 1e-9
         d = scored.to_dict()
-        assert list(d) == ["id", "label", "decision", "scores", "highlights", "reasons", "model_version"]
+        assert list(d) == ["id", "label", "decision", "scores", "highlights", "reasons", "model_version", "truncated"]
         assert d["label"] == max(d["scores"], key=d["scores"].get)
 
 

@@ -29,7 +29,7 @@ def test_classify_returns_contract(client):
     r = client.post("/v1/classify", json={"id": 5, "title": "Hi", "body": "Thanks, lowering the sigma fixed it."})
     assert r.status_code == 200
     body = r.get_json()
-    assert list(body) == ["id", "label", "decision", "scores", "highlights", "reasons", "model_version"]
+    assert list(body) == ["id", "label", "decision", "scores", "highlights", "reasons", "model_version", "truncated"]
     assert body["id"] == 5
 
 
