@@ -119,3 +119,27 @@ def choose_thresholds(
     # precision, never below P = 0.5), so the review queue is not filled with legitimate posts.
     off = threshold_for_precision(labels == "off_topic", probabilities[:, 2], off_topic_precision, floor=0.5)
     return Thresholds(spam_block=block, spam_review=review, off_topic_review=off)
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """Authors the forum already trusts are never blocked outright, only sent to review.
+
+    Every mature forum does this (Discourse trust levels, Stack Exchange reputation): a false
+    block of a regular costs far more than a moment of a moderator's time. `None` disables a rule.
+    """
+
+    trust_level: float | None = 3
+    reputation: float | None = 1000
+
+    def is_trusted(self, author: Mapping | None) -> bool:
+        if not author:
+            return False
+        level, reputation = author.get("trust_level"), author.get("reputation")
+        return ((self.trust_level is not None and isinstance(level, (int, float)) and level >= self.trust_level)
+                or (self.reputation is not None and isinstance(reputation, (int, float))
+                    and reputation >= self.reputation))
+
+    def apply(self, decision: str, author: Mapping | None) -> str:
+        """The decision after the policy: 'block' becomes 'review' for a trusted author."""
+        return "review" if decision == "block" and self.is_trusted(author) else decision

@@ -4,9 +4,11 @@
      ├── InvalidPost            a post record is missing a field or has a wrong type
      ├── CorpusError            a labelled file cannot be read (names file and line)
      ├── NotFittedError         scoring a model that was never trained
-     └── ArtifactError          a model directory cannot be trusted or read
-          ├── ArtifactTampered        model.joblib does not match its manifest's SHA-256
-          └── ArtifactVersionMismatch saved with other library or format versions
+     ├── ArtifactError          a model directory cannot be trusted or read
+     │    ├── ArtifactTampered        model.joblib does not match its manifest's SHA-256
+     │    └── ArtifactVersionMismatch saved with other library or format versions
+     ├── StoreError             the feedback database cannot be reached, migrated or written
+     └── InvalidFeedback        a moderator's label that cannot be stored
 
 The CLI and the HTTP layer turn these into one clear line or one JSON error shape.
 """
@@ -44,3 +46,11 @@ class ArtifactTampered(ArtifactError):
 
 class ArtifactVersionMismatch(ArtifactError):
     """The artifact was saved with a different format or library version."""
+
+
+class StoreError(ClassifierError):
+    """The feedback database cannot be reached, migrated or written."""
+
+
+class InvalidFeedback(ClassifierError, ValueError):
+    """A moderator's label that cannot be stored (unknown label, missing post text)."""

@@ -47,6 +47,8 @@ class Post:
         author = record.get("author")
         if author is not None and not isinstance(author, Mapping):
             errors.append(f"author must be an object, got {type(author).__name__}")
+        elif author is not None:
+            errors.extend(_author_errors(author))
         if errors:
             raise InvalidPost("; ".join(errors))
         return cls(
@@ -56,6 +58,22 @@ class Post:
             category=category or None,
             author=author,
         )
+
+
+#: Author fields postsieve reads (others are kept and ignored), with the JSON types they must have.
+AUTHOR_FIELDS = {"id": (str, int), "name": (str,), "trust_level": (int, float), "reputation": (int, float),
+                 "account_age_days": (int, float)}
+
+
+def _author_errors(author: Mapping[str, Any]) -> list[str]:
+    errors = []
+    for name, kinds in AUTHOR_FIELDS.items():
+        value = author.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            wanted = ("a number" if float in kinds else
+                      " or ".join("a string" if k is str else "an integer" for k in kinds))
+            errors.append(f"author.{name} must be {wanted}, got {type(value).__name__}")
+    return errors
 
 
 # Highlight and Reason are named tuples rather than frozen dataclasses: a post makes up to

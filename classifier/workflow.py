@@ -1,6 +1,7 @@
 """Train-and-save in one call, and the default model trained on first use.
 
-Where things live: `POSTSIEVE_MODEL_DIR` (default: `<data dir>/models`), with the data directory
+Where things live: `POSTSIEVE_MODEL_DIR` (default: `<data dir>/models`) and
+`POSTSIEVE_DATABASE_URL` (default: SQLite file `<data dir>/postsieve.db`), with the data directory
 from `POSTSIEVE_DATA_DIR` (default: `$XDG_DATA_HOME/postsieve`, i.e. `~/.local/share/postsieve`).
 The default corpus is `POSTSIEVE_CORPUS` (default: the bundled `training_data/`). The environment
 is read when these functions are called, never at import.
@@ -12,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from . import artifacts
+from . import artifacts, database
 from .errors import ArtifactVersionMismatch
 from .dataset import bundled_corpus_dir, load_corpus
 from .model import Model
@@ -32,6 +33,11 @@ def models_dir() -> Path:
     if os.environ.get("POSTSIEVE_MODEL_DIR"):
         return Path(os.environ["POSTSIEVE_MODEL_DIR"])
     return data_dir() / "models"
+
+
+def database_url() -> str:
+    """The feedback and key database (`POSTSIEVE_DATABASE_URL`, else `<data dir>/postsieve.db`)."""
+    return os.environ.get("POSTSIEVE_DATABASE_URL") or database.default_url(data_dir())
 
 
 def default_corpus() -> list[Path]:

@@ -1,25 +1,36 @@
-"""The native JSON API, versioned under /v1, plus health checks."""
+"""The native JSON API, versioned under /v1, plus health checks, metrics and the OpenAPI document."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+import time
+from dataclasses import replace
 
-from classifier.errors import ArtifactError, InvalidPost
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from classifier.errors import ArtifactError, InvalidFeedback, InvalidPost, StoreError
+from classifier.feedback import label_from_dict
 from classifier.types import Post
 
+from .auth import require
 from .errors import APIError
+from .openapi import openapi_document
 
 bp = Blueprint("api", __name__)
 
+#: Messages listed for one bad batch, at most.
+MAX_BATCH_ERRORS = 20
 
-def registry():
-    return current_app.extensions["postsieve.registry"]
+
+def ext(name: str):
+    return current_app.extensions[f"postsieve.{name}"]
 
 
 def current_model():
     try:
-        return registry().current()
+        model = ext("registry").current()
     except ArtifactError as exc:
         raise APIError(503, f"no model available: {exc}") from None
+    ext("metrics").serving(model.version)
+    return model
 
 
 def json_body():
@@ -31,19 +42,78 @@ def json_body():
     except RecursionError:  # a nesting bomb
         data = None
     if data is None:
-        raise APIError(400, "the request body is not valid JSON")
+        raise APIError(400, "the request body is not valid JSON (UTF-8)")
     return data
+
+
+def parse_post(record, prefix: str = "") -> Post:
+    try:
+        return Post.from_dict(record)
+    except InvalidPost as exc:
+        raise APIError(400, *(prefix + m for m in str(exc).split("; "))) from None
+
+
+def score(model, posts: list[Post]) -> list[dict]:
+    """Score posts, apply the trusted-author policy, count decisions; the output contract per post."""
+    policy = ext("trust_policy")
+    metrics = ext("metrics")
+    out = []
+    for post, scored in zip(posts, model.score(posts) if len(posts) > 1 else [model.score_one(posts[0])]):
+        if post.author:
+            decision = policy.apply(scored.decision, post.author)
+            if decision != scored.decision:
+                scored = replace(scored, decision=decision)
+        metrics.observe_scored(scored)
+        out.append(scored.to_dict())
+    return out
 
 
 @bp.post("/v1/classify")
 def classify():
     """Score one post and return the output contract."""
+    require("classify")
+    post = parse_post(json_body())
+    return jsonify(score(current_model(), [post])[0])
+
+
+@bp.post("/v1/classify/batch")
+def classify_batch():
+    """Score up to MAX_BATCH posts with one model version; results in the order sent."""
+    require("classify")
+    data = json_body()
+    posts = data.get("posts") if isinstance(data, dict) else None
+    if not isinstance(posts, list):
+        raise APIError(400, "send {\"posts\": [post, ...]}")
+    limit = current_app.config["MAX_BATCH"]
+    if not posts or len(posts) > limit:
+        raise APIError(400, f"posts must hold 1 to {limit} posts, got {len(posts)}")
+    parsed, errors = [], []
+    for i, record in enumerate(posts):
+        try:
+            parsed.append(parse_post(record, f"posts[{i}]: "))
+        except APIError as exc:
+            errors.extend(exc.messages)
+    if errors:
+        raise APIError(400, *errors[:MAX_BATCH_ERRORS])
+    model = current_model()
+    return jsonify({"results": score(model, parsed), "model_version": model.version})
+
+
+@bp.post("/v1/feedback")
+def feedback():
+    """Store a moderator's label durably; the same label sent again changes nothing."""
+    key = require("feedback")
     data = json_body()
     try:
-        post = Post.from_dict(data)
-    except InvalidPost as exc:
+        label = label_from_dict(data, source=key.name)
+        result = ext("feedback").add(label)
+    except InvalidFeedback as exc:
         raise APIError(400, *str(exc).split("; ")) from None
-    return jsonify(current_model().score_one(post).to_dict())
+    except StoreError as exc:
+        raise APIError(503, str(exc)) from None
+    body = {"ok": True, "id": label.post.id, "source": label.source, "label": label.label,
+            "status": result.status, "revision": result.revision}
+    return jsonify(body), (200 if result.status == "unchanged" else 201)
 
 
 @bp.get("/v1/model")
@@ -68,9 +138,41 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """A model is loaded and can score."""
+    """A model is loaded and the database answers."""
     try:
-        model = registry().current()
+        model = ext("registry").current()
     except ArtifactError as exc:
         raise APIError(503, f"not ready: {exc}") from None
+    try:
+        ext("database").ping()
+    except StoreError as exc:
+        raise APIError(503, f"not ready: {exc}") from None
     return jsonify({"ok": True, "model_version": model.version})
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format, summed over all workers."""
+    body, content_type = ext("metrics").render()
+    return Response(body, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of every endpoint."""
+    return jsonify(openapi_document(current_app.config))
+
+
+@bp.before_app_request
+def _start_timer():
+    g.started = time.perf_counter()
+
+
+@bp.after_app_request
+def _count(response):
+    started = g.pop("started", None)
+    if started is not None:
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        ext("metrics").observe_request(endpoint, request.method, response.status_code,
+                                       time.perf_counter() - started)
+    return response

@@ -1,39 +1,124 @@
-"""The `postsieve` console command: the classifier's commands plus `serve`."""
+"""The `postsieve` console command: the classifier's commands plus `serve` and `keys`."""
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
 
 import click
 
 from classifier import workflow
 from classifier.cli import cli, load_selected_model
+from classifier.database import Database
+from classifier.errors import ClassifierError
+
+from .keys import SCOPES, KeyStore
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
-@click.option("--workers", default=None, type=int, help="gunicorn worker processes (default: CPU cores).")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="gunicorn worker processes (default: CPU cores).")
 @click.option("--timeout", default=30, show_default=True, type=int, help="Worker timeout in seconds.")
 def serve(host, port, workers, timeout):
     """Serve the HTTP API with gunicorn (never the Flask development server).
 
     Trains the default model first if the models directory has none. gunicorn loads the app once
-    in the master (--preload) so workers share the model's memory; SIGTERM shuts down gracefully.
+    in the master (--preload) so workers share the model's memory and the rate limits; SIGTERM
+    shuts down gracefully. Settings come from POSTSIEVE_* variables (docs/configuration.md).
 
     Example:
 
         postsieve serve --host 0.0.0.0 --port 8000 --workers 2
     """
     model = load_selected_model(None)  # trains on first use, with progress on stderr
+    try:
+        Database(workflow.database_url()).upgrade()
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"postsieve: serving model {model.version} from {workflow.models_dir()} "
                f"on http://{host}:{port}", err=True)
     workers = workers or os.cpu_count() or 1
     os.environ.setdefault("POSTSIEVE_MODEL_DIR", str(workflow.models_dir()))
+    # Workers write their metrics to files here and /metrics sums them (prometheus_client's
+    # multiprocess mode); a fresh directory per server, so counts start at zero.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="postsieve-metrics-")
     args = [sys.executable, "-m", "gunicorn", "--preload", "--workers", str(workers),
             "--bind", f"{host}:{port}", "--timeout", str(timeout), "--graceful-timeout", "20",
-            "--access-logfile", "-", "service.wsgi:app"]
+            "--config", "python:service.gunicorn_conf", "--access-logfile", "-", "service.wsgi:app"]
     os.execv(sys.executable, args)
+
+
+def key_store() -> KeyStore:
+    """The key store of $POSTSIEVE_DATABASE_URL, migrated to the current schema."""
+    try:
+        database = Database(workflow.database_url())
+        database.upgrade()
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    return KeyStore(database)
+
+
+@cli.group()
+def keys():
+    """Create, list and revoke API keys (stored hashed in $POSTSIEVE_DATABASE_URL)."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Who the key is for, e.g. the forum's name.")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              help=f"One of {', '.join(SCOPES)}; repeat or comma-separate for several. admin implies the others.")
+@click.option("--rate", type=click.IntRange(min=0), default=None,
+              help="Requests per minute for this key (0: unlimited; default: POSTSIEVE_RATE_LIMIT_PER_MINUTE).")
+def keys_create(name, scopes, rate):
+    """Create a key and print it once on stdout (only the key, so scripts can capture it).
+
+    Example:
+
+        KEY=$(postsieve keys create --name forum --scope classify --scope feedback)
+    """
+    try:
+        plain, key = key_store().create(name, scopes, rate_per_minute=rate)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"postsieve: created key {key.key_id} '{key.name}' with scopes {','.join(sorted(key.scopes))}; "
+               "it is shown only now", err=True)
+    click.echo(plain)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
+def keys_list(as_json):
+    """List keys (never their secrets): key id, name, scopes, rate, created, revoked."""
+    try:
+        found = key_store().list()
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    for key in found:
+        d = key.to_dict()
+        if as_json:
+            click.echo(json.dumps(d))
+        else:
+            state = f"revoked {d['revoked'][:19]}" if d["revoked"] else "live"
+            rate = "default" if d["rate_per_minute"] is None else f"{d['rate_per_minute']}/min"
+            click.echo(f"{d['key_id']}  {d['name']:<20} {','.join(d['scopes']):<24} {rate:<10} "
+                       f"created {d['created'][:19]}  {state}")
+    if not found and not as_json:
+        click.echo("no keys yet: postsieve keys create --name NAME --scope classify", err=True)
+
+
+@keys.command("revoke")
+@click.argument("name_or_key_id")
+def keys_revoke(name_or_key_id):
+    """Revoke the live keys with this name or key id (workers stop accepting them within
+    POSTSIEVE_KEY_CACHE_SECONDS)."""
+    try:
+        revoked = key_store().revoke(name_or_key_id)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    for key in revoked:
+        click.echo(f"revoked {key.key_id} '{key.name}'")
 
 
 def main():

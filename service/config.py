@@ -23,6 +23,19 @@ SETTINGS = (
             "Default: <data dir>/models (see POSTSIEVE_DATA_DIR)."),
     Setting("MODEL_CHECK_INTERVAL", 2.0, "Seconds between checks of the models directory's ACTIVE pointer."),
     Setting("MAX_CONTENT_LENGTH", 1024 * 1024, "Largest request body in bytes; larger requests get 413."),
+    Setting("DATABASE_URL", None, "Feedback and API-key database: a SQLAlchemy URL such as "
+            "postgresql://user@host/db. Default: SQLite file <data dir>/postsieve.db (WAL mode)."),
+    Setting("OPEN_CLASSIFY", False, "When true, /v1/classify, /v1/classify/batch and Akismet comment-check "
+            "answer without a key. Feedback and admin endpoints always need one."),
+    Setting("MAX_BATCH", 1000, "Most posts one /v1/classify/batch request may carry."),
+    Setting("TRUSTED_TRUST_LEVEL", 3, "Authors with author.trust_level at or above this are never blocked "
+            "outright (at most review). Discourse levels run 0-4."),
+    Setting("TRUSTED_REPUTATION", 1000, "Authors with author.reputation at or above this are never "
+            "blocked outright (at most review)."),
+    Setting("RATE_LIMIT_PER_MINUTE", 600, "Requests a key may make per minute (bursts up to that many) "
+            "unless the key has its own rate; 0 means unlimited. Over it: 429 with Retry-After."),
+    Setting("KEY_CACHE_SECONDS", 5.0, "Seconds a worker trusts a key check before asking the database "
+            "again; a revoked key stops working within this time."),
 )
 
 
@@ -32,5 +45,26 @@ def load_config(app, test_config: dict | None = None) -> None:
     app.config.from_prefixed_env("POSTSIEVE")
     if test_config:
         app.config.update(test_config)
+    check_types(app.config)
     if not app.config["MODEL_DIR"]:
         app.config["MODEL_DIR"] = str(workflow.models_dir())
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = workflow.database_url()
+
+
+def check_types(config) -> None:
+    """Refuse a setting of the wrong type at startup, naming the variable, instead of failing later."""
+    for setting in SETTINGS:
+        value, default = config.get(setting.name), setting.default
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            ok = ok and (isinstance(value, int) or isinstance(default, float))
+            kind = "a number >= 0" if isinstance(default, float) else "an integer >= 0"
+        else:
+            ok, kind = isinstance(value, str), "a string"
+        if not ok:
+            raise ValueError(f"POSTSIEVE_{setting.name} must be {kind}, got {value!r}")

@@ -1,0 +1,134 @@
+"""The database behind the feedback store and API keys: SQLite by default, PostgreSQL by URL.
+
+`Database` owns one SQLAlchemy engine per process (an engine's pool must not cross a fork, and
+gunicorn forks workers after the app is built) and brings the schema up to date with the Alembic
+migrations in `classifier/migrations/`. SQLite runs in WAL mode with `synchronous=FULL`, so a
+label that was acknowledged survives a crash of the process or the machine.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from .errors import StoreError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def default_url(data_dir: str | Path) -> str:
+    """A SQLite file in the data directory."""
+    return f"sqlite:///{Path(data_dir) / 'postsieve.db'}"
+
+
+def normalise_url(url: str) -> URL:
+    """Parse a database URL; plain `postgresql://` means the psycopg 3 driver postsieve ships with."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise StoreError(f"cannot parse database URL {url!r}: {exc}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql://")
+    return parsed
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(url: str | URL) -> Engine:
+    """An engine with postsieve's connection settings (WAL for SQLite; pre-ping for PostgreSQL)."""
+    parsed = normalise_url(str(url) if isinstance(url, str) else url.render_as_string(hide_password=False))
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": 10})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return engine
+
+
+class Database:
+    """One database URL; hands out this process's engine and runs migrations."""
+
+    def __init__(self, url: str):
+        self.url = normalise_url(url)
+        self._engine: Engine | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """This process's engine, created on first use and again after a fork."""
+        if self._engine is None or self._pid != os.getpid():
+            with self._lock:
+                if self._engine is None or self._pid != os.getpid():
+                    if self._engine is not None:
+                        self._engine.dispose(close=False)  # the parent's connections stay the parent's
+                    self._engine = create_engine(self.url)
+                    self._pid = os.getpid()
+        return self._engine
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (creates it in an empty database)."""
+        run_migrations(self.engine, "head")
+
+    def ping(self) -> None:
+        """Raise StoreError unless a trivial query succeeds."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"database unreachable: {type(exc).__name__}") from None
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    @property
+    def display_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def run_migrations(engine: Engine, revision: str = "head") -> None:
+    """Upgrade (or, with a revision such as "-1" or "base", downgrade) the schema."""
+    from alembic import command
+
+    try:
+        with engine.begin() as connection:
+            config = _alembic_config(connection)
+            if revision in ("base",) or revision.startswith("-"):
+                command.downgrade(config, revision)
+            else:
+                command.upgrade(config, revision)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(f"cannot migrate the database: {type(exc).__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The migration revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
