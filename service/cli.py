@@ -90,7 +90,12 @@ def keys_create(name, scopes, rate):
 @keys.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
 def keys_list(as_json):
-    """List keys (never their secrets): key id, name, scopes, rate, created, revoked."""
+    """List keys (never their secrets): key id, name, scopes, rate, created, revoked.
+
+    Example:
+
+        postsieve keys list --json
+    """
     try:
         found = key_store().list()
     except ClassifierError as exc:
@@ -112,7 +117,12 @@ def keys_list(as_json):
 @click.argument("name_or_key_id")
 def keys_revoke(name_or_key_id):
     """Revoke the live keys with this name or key id (workers stop accepting them within
-    POSTSIEVE_KEY_CACHE_SECONDS)."""
+    POSTSIEVE_KEY_CACHE_SECONDS).
+
+    Example:
+
+        postsieve keys revoke forum
+    """
     try:
         revoked = key_store().revoke(name_or_key_id)
     except ClassifierError as exc:

@@ -98,3 +98,56 @@ def default_model(default_models_dir):
     from classifier import load_active
 
     return load_active(default_models_dir)
+
+
+POSTGRES_SKIP_REASON = ("PostgreSQL tests skipped: set POSTSIEVE_TEST_POSTGRES_URL to a server "
+                        "(.ci/run points it at the CI machine's, see DEVELOPERS.md)")
+
+
+def _postgres_schema_url(base: str):
+    """A fresh schema on the test server, and a function that drops it again."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from classifier.database import create_engine, normalise_url
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = normalise_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+
+    def drop():
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return url.render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty database on each backend: a SQLite file, and a fresh schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'postsieve.db'}"
+        return
+    base = os.environ.get("POSTSIEVE_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    url, drop = _postgres_schema_url(base)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture()
+def database(database_url):
+    """A migrated Database on each backend."""
+    from classifier.database import Database
+
+    db = Database(database_url)
+    db.upgrade()
+    yield db
+    db.dispose()

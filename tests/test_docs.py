@@ -12,9 +12,18 @@ from service.config import SETTINGS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", sorted(cli.commands))
-def test_every_command_has_help_with_an_example(name):
-    command = cli.commands[name]
+def leaf_commands(group, prefix=""):
+    """Every runnable command, subcommands of groups included ("keys create", ...)."""
+    for name, command in sorted(group.commands.items()):
+        if hasattr(command, "commands"):
+            assert command.help, f"group {prefix}{name} needs help text"
+            yield from leaf_commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+@pytest.mark.parametrize("name, command", list(leaf_commands(cli)))
+def test_every_command_has_help_with_an_example(name, command):
     assert command.help and "Example:" in command.help, f"{name} needs help text with an Example: block"
 
 

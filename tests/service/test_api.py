@@ -1,28 +1,8 @@
-"""The HTTP layer through Flask's test client, on the tiny model."""
+"""The native API through Flask's test client, on the tiny model (classify left open)."""
 import pytest
 
-from classifier import artifacts
-from service import create_app
-
-
-@pytest.fixture()
-def app(tiny_model, tmp_path):
-    artifacts.save_model(tiny_model, tmp_path, data_sha256="0" * 64, label_counts={}, metrics={}, params={})
-    return create_app({"TESTING": True, "MODEL_DIR": str(tmp_path)})
-
-
-@pytest.fixture()
-def client(app):
-    return app.test_client()
-
-
-def assert_error_shape(response, status):
-    assert response.status_code == status
-    body = response.get_json()
-    assert set(body) == {"ok", "error", "errors", "status"}
-    assert body["ok"] is False and body["status"] == status
-    assert body["errors"] and body["error"] == body["errors"][0]
-    return body
+from tests.service.conftest import bearer
+from tests.service.helpers import assert_error_shape
 
 
 def test_classify_returns_contract(client):
@@ -54,9 +34,8 @@ def test_deeply_nested_json_is_a_400(client):
     assert_error_shape(client.post("/v1/classify", data=body, content_type="application/json"), 400)
 
 
-def test_body_over_the_limit_is_a_413(tiny_model, tmp_path):
-    artifacts.save_model(tiny_model, tmp_path, data_sha256="0" * 64, label_counts={}, metrics={}, params={})
-    client = create_app({"TESTING": True, "MODEL_DIR": str(tmp_path), "MAX_CONTENT_LENGTH": 1000}).test_client()
+def test_body_over_the_limit_is_a_413(make_app):
+    client = make_app(OPEN_CLASSIFY=True, MAX_CONTENT_LENGTH=1000).test_client()
     assert_error_shape(client.post("/v1/classify", json={"id": 1, "title": "", "body": "x" * 5000}), 413)
 
 
@@ -72,8 +51,137 @@ def test_health_ready_and_model(client):
     assert {"version", "created", "thresholds", "metrics", "label_counts"} <= set(info)
 
 
-def test_not_ready_without_model(tmp_path):
-    client = create_app({"TESTING": True, "MODEL_DIR": str(tmp_path / "empty")}).test_client()
+def test_not_ready_without_model(make_app, tmp_path):
+    client = make_app(OPEN_CLASSIFY=True, MODEL_DIR=str(tmp_path / "empty")).test_client()
     assert client.get("/healthz").status_code == 200
     assert_error_shape(client.get("/readyz"), 503)
     assert_error_shape(client.post("/v1/classify", json={"id": 1, "title": "", "body": "x"}), 503)
+
+
+POST = {"id": "p1", "title": "Watershed splits nuclei", "body": "Thanks, lowering the sigma fixed it.",
+        "category": "3D Segmentation"}
+SPAM = {"id": "s1", "title": "Rocket launch delayed",
+        "body": "The space agency delayed the launch. To get more space news, you can visit StarDaily official website.",
+        "category": "3D Segmentation"}
+
+
+def test_batch_answers_in_order_with_one_model_version(client):
+    posts = [dict(POST, id=i) if i % 2 else dict(SPAM, id=i) for i in range(7)]
+    r = client.post("/v1/classify/batch", json={"posts": posts})
+    assert r.status_code == 200
+    body = r.get_json()
+    assert [x["id"] for x in body["results"]] == list(range(7))
+    assert {x["model_version"] for x in body["results"]} == {body["model_version"]}
+    single = client.post("/v1/classify", json=posts[2]).get_json()
+    assert body["results"][2] == single  # same answer as one at a time
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"posts": []}, "posts must hold 1 to 3 posts, got 0"),
+    ({"posts": [POST] * 4}, "posts must hold 1 to 3 posts, got 4"),
+    ({"posts": "x"}, 'send {"posts": [post, ...]}'),
+    ([POST], 'send {"posts": [post, ...]}'),
+    ({"posts": [POST, {"id": 2, "title": 5, "body": "b"}]}, "posts[1]: title must be a string, got int"),
+])
+def test_batch_bad_input_names_the_post(make_app, payload, message):
+    client = make_app(OPEN_CLASSIFY=True, MAX_BATCH=3).test_client()
+    body = assert_error_shape(client.post("/v1/classify/batch", json=payload), 400)
+    assert message in body["errors"]
+
+
+def test_trusted_authors_are_reviewed_never_blocked(client):
+    blocked = client.post("/v1/classify", json=SPAM).get_json()
+    assert blocked["decision"] == "block"
+    for author in ({"trust_level": 3}, {"trust_level": 4, "name": "old-timer"}, {"reputation": 25000}):
+        r = client.post("/v1/classify", json=dict(SPAM, author=author)).get_json()
+        assert r["decision"] == "review" and r["scores"] == blocked["scores"]
+    newcomer = client.post("/v1/classify", json=dict(SPAM, author={"trust_level": 0, "account_age_days": 0}))
+    assert newcomer.get_json()["decision"] == "block"
+
+
+def test_trust_level_is_configurable(make_app):
+    client = make_app(OPEN_CLASSIFY=True, TRUSTED_TRUST_LEVEL=1).test_client()
+    assert client.post("/v1/classify", json=dict(SPAM, author={"trust_level": 1})).get_json()["decision"] == "review"
+
+
+@pytest.mark.parametrize("author, message", [
+    ({"trust_level": "high"}, "author.trust_level must be a number, got str"),
+    ({"reputation": True}, "author.reputation must be a number, got bool"),
+    ({"name": 5}, "author.name must be a string, got int"),
+    ("bob", "author must be an object, got str"),
+])
+def test_author_fields_are_type_checked(client, author, message):
+    body = assert_error_shape(client.post("/v1/classify", json=dict(POST, author=author)), 400)
+    assert message in body["errors"]
+
+
+def test_very_long_posts_are_flagged_truncated(client):
+    short = client.post("/v1/classify", json=POST).get_json()
+    long = client.post("/v1/classify", json=dict(POST, body="Thanks, lowering the sigma fixed it. " * 2000)).get_json()
+    assert short["truncated"] is False
+    assert long["truncated"] is True and long["decision"] != "allow"
+
+
+def test_feedback_is_stored_idempotently(client, make_key, app):
+    key = make_key("feedback")
+    label = dict(POST, label="spam", moderator="ann", note="link drop")
+    first = client.post("/v1/feedback", json=label, headers=bearer(key))
+    again = client.post("/v1/feedback", json=label, headers=bearer(key))
+    flipped = client.post("/v1/feedback", json=dict(label, label="ok"), headers=bearer(key))
+    assert (first.status_code, first.get_json()["status"]) == (201, "created")
+    assert (again.status_code, again.get_json()["status"]) == (200, "unchanged")
+    assert (flipped.status_code, flipped.get_json()["revision"]) == (201, 2)
+    store = app.extensions["postsieve.feedback"]
+    assert [h.label for h in store.history("forum", "p1")] == ["spam", "ok"]
+    assert first.get_json()["source"] == "forum"  # the key's name
+
+
+def test_feedback_takes_its_source_and_needs_only_the_body(client, make_key, app):
+    r = client.post("/v1/feedback", json={"id": 9, "body": "Buy cheap pills at medsnow.shop", "label": "spam",
+                                          "source": "forum-b"}, headers=bearer(make_key("feedback")))
+    assert r.status_code == 201 and r.get_json()["source"] == "forum-b"
+    [stored] = app.extensions["postsieve.feedback"].latest()
+    assert stored.post.title == "" and stored.post.id == "9"
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"id": 1, "body": "x", "label": "ham"}, "label must be one of ok, spam, off_topic, got 'ham'"),
+    ({"id": 1, "body": "x"}, "label is required"),
+    ({"body": "x", "label": "spam"}, "id is required"),
+    ({"id": 1, "body": "", "title": "", "label": "spam"}, "title or body is needed to learn from a label"),
+])
+def test_feedback_bad_input(client, make_key, payload, message):
+    body = assert_error_shape(client.post("/v1/feedback", json=payload, headers=bearer(make_key("feedback"))), 400)
+    assert message in body["errors"]
+
+
+def test_metrics_count_requests_decisions_and_model_version(client):
+    client.post("/v1/classify", json=SPAM)
+    client.post("/v1/classify", json=POST)
+    client.get("/nope")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'postsieve_http_requests_total{endpoint="/v1/classify",method="POST",status="200"} 2.0' in text
+    assert 'postsieve_http_requests_total{endpoint="unmatched",method="GET",status="404"} 1.0' in text
+    assert 'postsieve_decisions_total{decision="block",label="spam"} 1.0' in text
+    assert 'postsieve_http_request_duration_seconds_bucket{endpoint="/v1/classify",le="+Inf"} 2.0' in text
+    version = client.get("/v1/model").get_json()["version"]
+    assert f'postsieve_model_info{{version="{version}"}} 1.0' in text
+
+
+def test_not_ready_when_the_database_is_gone(app, client):
+    from classifier.database import Database
+
+    assert client.get("/readyz").status_code == 200
+    app.extensions["postsieve.database"] = Database("postgresql://postgres@127.0.0.1:1/none?connect_timeout=2")
+    body = assert_error_shape(client.get("/readyz"), 503)
+    assert "database unreachable" in body["error"]
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"MAX_BATCH": "lots"}, "POSTSIEVE_MAX_BATCH must be an integer >= 0, got 'lots'"),
+    ({"OPEN_CLASSIFY": "yes"}, "POSTSIEVE_OPEN_CLASSIFY must be true or false"),
+    ({"KEY_CACHE_SECONDS": -1}, "POSTSIEVE_KEY_CACHE_SECONDS must be a number >= 0"),
+])
+def test_wrong_setting_types_fail_at_start(make_app, config, message):
+    with pytest.raises(ValueError, match=message):
+        make_app(**config)
