@@ -1,0 +1,78 @@
+"""A forum that already uses Akismet switches to postsieve: the real `akismet` client from PyPI,
+its requests routed into the app through its documented custom-httpx-client hook."""
+import akismet
+import httpx
+import pytest
+
+from service.keys import KeyStore
+
+SITE = "https://forum.example.org"
+SPAM_TEXT = ("The space agency delayed the launch. To get more space news, you can visit StarDaily "
+             "official website.")
+HONEST_TEXT = "Thanks, lowering the sigma fixed it."
+
+
+@pytest.fixture()
+def app(make_app):
+    return make_app(OPEN_CLASSIFY=False)
+
+
+def make_key(app, *scopes):
+    return KeyStore(app.extensions["postsieve.database"]).create("forum", scopes)[0]
+
+
+def client_for(app, key):
+    """What a forum changes: the key, and an httpx client that reaches postsieve instead of Akismet."""
+    http = httpx.Client(transport=httpx.WSGITransport(app=app))
+    return akismet.SyncClient.validated_client(config=akismet.Config(key=key, url=SITE), http_client=http)
+
+
+def test_comment_check_answers_like_akismet(app):
+    client = client_for(app, make_key(app, "classify", "feedback"))
+    blatant = client.comment_check(user_ip="203.0.113.9", comment_content=SPAM_TEXT, comment_type="forum-post",
+                                   comment_author="newbie", user_agent="Mozilla/5.0", permalink=SITE + "/t/1")
+    honest = client.comment_check(user_ip="203.0.113.9", comment_content=HONEST_TEXT, comment_type="forum-post")
+    assert blatant == akismet.CheckResponse.DISCARD
+    assert honest == akismet.CheckResponse.HAM
+
+
+def test_administrators_always_pass(app):
+    client = client_for(app, make_key(app, "classify"))
+    assert client.comment_check(user_ip="203.0.113.9", comment_content=SPAM_TEXT,
+                                user_role="administrator") == akismet.CheckResponse.HAM
+
+
+def test_submissions_land_in_the_feedback_store(app):
+    client = client_for(app, make_key(app, "classify", "feedback"))
+    assert client.submit_spam(user_ip="203.0.113.9", comment_content=SPAM_TEXT, comment_author="newbie")
+    assert client.submit_ham(user_ip="203.0.113.9", comment_content=HONEST_TEXT, comment_author="regular")
+    assert client.submit_ham(user_ip="203.0.113.9", comment_content=SPAM_TEXT, comment_author="newbie")  # overturned
+    labels = {row.post.body: row for row in app.extensions["postsieve.feedback"].latest()}
+    assert labels[HONEST_TEXT].label == "ok" and labels[SPAM_TEXT].label == "ok"
+    assert labels[SPAM_TEXT].source == SITE and labels[SPAM_TEXT].channel == "akismet"
+    history = app.extensions["postsieve.feedback"].history(SITE, labels[SPAM_TEXT].post.id)
+    assert [h.label for h in history] == ["spam", "ok"]
+
+
+def test_a_wrong_key_fails_the_way_akismet_clients_expect(app):
+    http = httpx.Client(transport=httpx.WSGITransport(app=app))
+    with pytest.raises(akismet.APIKeyError):
+        akismet.SyncClient.validated_client(config=akismet.Config(key="psk_000000000000_wrong", url=SITE),
+                                            http_client=http)
+    classify_only = akismet.SyncClient(config=akismet.Config(key=make_key(app, "classify"), url=SITE),
+                                       http_client=http)
+    with pytest.raises(akismet.APIKeyError):
+        classify_only.submit_spam(user_ip="203.0.113.9", comment_content=SPAM_TEXT)
+
+
+def test_open_classify_serves_comment_check_without_a_key(make_app):
+    app = make_app(OPEN_CLASSIFY=True)
+    r = app.test_client().post("/1.1/comment-check", data={"blog": SITE, "comment_content": SPAM_TEXT})
+    assert r.get_data(as_text=True) == "true" and r.headers["X-akismet-pro-tip"] == "discard"
+    assert r.headers["X-postsieve-decision"] == "block" and r.headers["X-postsieve-label"] == "spam"
+
+
+def test_json_sent_to_akismet_endpoints_is_a_415(app):
+    from tests.service.helpers import assert_error_shape
+
+    assert_error_shape(app.test_client().post("/1.1/comment-check", json={"comment_content": "x"}), 415)

@@ -1,0 +1,145 @@
+"""Hostile input through every endpoint: never a 5xx, never a traceback, one error shape, and
+nothing stored before is lost."""
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.service.conftest import bearer
+from tests.service.helpers import assert_error_shape
+
+ONE_TOKEN = "a" * (1024 * 1024 - 200)  # just under the 1 MiB body limit with the JSON around it
+TEXTS = {
+    "nul bytes": "spam\x00spam\x00 visit example.com\x00",
+    "zero-width and right-to-left": "bu\u200by ch\u200deap p\u2060ills \u202eten.moc-sllip\u202c \ufeff",
+    "lone surrogates": "\ud800\udfff\udc00 broken pairs",
+    "10,000 urls": " ".join(f"https://spam{i}.example.com/p?q={i}" for i in range(10_000)),
+    "1 MiB single token": ONE_TOKEN,
+    "control characters": "".join(chr(c) for c in range(32)) * 50,
+    "only punctuation": ". " * 20_000,
+}
+RAW_BODIES = {
+    "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+    "deep object nesting": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    "invalid utf-8": b'{"id": 1, "title": "\xff\xfe", "body": "\xc3\x28 bad"}',
+    "huge integer": b'{"id": ' + b"9" * 5000 + b', "title": "", "body": "x"}',
+    "nan and infinity": b'{"id": 1, "title": "", "body": "x", "author": {"trust_level": NaN, "reputation": Infinity}}',
+    "not json": b"id=1&body=x",
+    "empty": b"",
+    "json null": b"null",
+    "json string": b'"a post"',
+}
+WRONG_TYPES = [
+    {"id": 1.5, "title": "", "body": "x"},
+    {"id": True, "title": "", "body": "x"},
+    {"id": 1, "title": 5, "body": 6},
+    {"id": 1, "title": "", "body": ["x"]},
+    {"id": 1, "title": "", "body": {"text": "x"}},
+    {"id": 1, "title": "", "body": "x", "category": 3},
+    {"id": 1, "title": "", "body": "x", "author": {"trust_level": "4", "id": [1]}},
+    {"id": {"$gt": ""}, "title": "", "body": "x"},
+]
+JSON_ENDPOINTS = ["/v1/classify", "/v1/classify/batch", "/v1/feedback"]
+FORM_ENDPOINTS = ["/1.1/comment-check", "/1.1/submit-spam", "/1.1/submit-ham", "/1.1/verify-key"]
+
+
+@pytest.fixture()
+def env(app, make_key):
+    key = make_key("admin")
+    client = app.test_client()
+    stored = client.post("/v1/feedback", json={"id": "keep-me", "title": "", "body": "Honest question about Fiji.",
+                                               "label": "ok"}, headers=bearer(key))
+    assert stored.status_code == 201
+    return app, client, key
+
+
+def wrap(path, record):
+    if path == "/v1/classify/batch":
+        return {"posts": [record]}
+    if path == "/v1/feedback" and isinstance(record, dict):
+        return {"label": "spam", **record}
+    return record
+
+
+def assert_sane(response):
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    assert "Traceback" not in response.get_data(as_text=True)
+    if response.status_code >= 400 and response.mimetype == "application/json":
+        assert_error_shape(response, response.status_code)
+
+
+def assert_nothing_lost(app, client):
+    [kept] = [x for x in app.extensions["postsieve.feedback"].latest() if x.post.id == "keep-me"]
+    assert kept.label == "ok"
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("path", JSON_ENDPOINTS)
+@pytest.mark.parametrize("name", list(TEXTS))
+def test_hostile_text_in_json_endpoints(env, path, name):
+    app, client, key = env
+    record = wrap(path, {"id": "h", "title": TEXTS[name][:1000], "body": TEXTS[name], "category": TEXTS[name][:300]})
+    response = client.post(path, data=json.dumps(record), content_type="application/json", headers=bearer(key))
+    assert_sane(response)
+    assert response.status_code in (200, 201, 400, 413)
+    if path == "/v1/classify" and response.status_code == 200 and len(TEXTS[name]) > 20_000:
+        assert response.get_json()["truncated"] is True
+    assert_nothing_lost(app, client)
+
+
+@pytest.mark.parametrize("path", JSON_ENDPOINTS)
+@pytest.mark.parametrize("name", list(RAW_BODIES))
+def test_malformed_bodies(env, path, name):
+    app, client, key = env
+    response = client.post(path, data=RAW_BODIES[name], content_type="application/json", headers=bearer(key))
+    assert_sane(response)
+    assert response.status_code == 400 or name == "nan and infinity"
+    assert_nothing_lost(app, client)
+
+
+@pytest.mark.parametrize("path", JSON_ENDPOINTS)
+@pytest.mark.parametrize("record", WRONG_TYPES, ids=range(len(WRONG_TYPES)))
+def test_numbers_and_objects_where_strings_belong(env, path, record):
+    app, client, key = env
+    response = client.post(path, json=wrap(path, record), headers=bearer(key))
+    assert_error_shape(response, 400)
+    assert_nothing_lost(app, client)
+
+
+@pytest.mark.parametrize("path", FORM_ENDPOINTS)
+@pytest.mark.parametrize("name", list(TEXTS))
+def test_hostile_text_in_akismet_endpoints(env, path, name):
+    app, client, key = env
+    fields = {"api_key": key, "key": key, "blog": TEXTS[name][:500], "comment_content": TEXTS[name],
+              "comment_author": TEXTS[name][:100], "permalink": TEXTS[name][:2000]}
+    # urlencode by hand so lone surrogates travel as the bytes a broken client would send
+    body = urlencode(fields, encoding="utf-8", errors="surrogatepass")
+    response = client.post(path, data=body, content_type="application/x-www-form-urlencoded")
+    assert_sane(response)
+    assert_nothing_lost(app, client)
+
+
+@pytest.mark.parametrize("path", FORM_ENDPOINTS)
+def test_invalid_utf8_forms(env, path):
+    app, client, key = env
+    body = b"api_key=" + key.encode() + b"&comment_content=%ff%fe%c3%28&comment_author=\xff\xfe"
+    response = client.post(path, data=body, content_type="application/x-www-form-urlencoded")
+    assert_sane(response)
+    assert_nothing_lost(app, client)
+
+
+@pytest.mark.parametrize("path", JSON_ENDPOINTS + FORM_ENDPOINTS)
+def test_over_the_size_limit_is_413_everywhere(env, path):
+    app, client, key = env
+    kind = "application/json" if path.startswith("/v1") else "application/x-www-form-urlencoded"
+    response = client.post(path, data=b"x" * (1024 * 1024 + 1), content_type=kind, headers=bearer(key))
+    assert_error_shape(response, 413)
+    assert_nothing_lost(app, client)
+
+
+@pytest.mark.parametrize("path", ["/v1/model", "/healthz", "/readyz", "/metrics", "/openapi.json"])
+def test_get_endpoints_ignore_odd_queries_and_refuse_other_methods(env, path):
+    app, client, key = env
+    assert client.get(path + "?x=%00%ff&" + "y=1&" * 1000).status_code == 200
+    assert_error_shape(client.delete(path), 405)
+    assert_error_shape(client.post(path, data="\xff"), 405)
