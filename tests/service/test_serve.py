@@ -1,20 +1,28 @@
-"""End-to-end: `postsieve serve` starts gunicorn (not the Flask dev server) and answers over HTTP."""
+"""End-to-end: `postsieve serve` starts gunicorn (never the Flask dev server) and the real
+`postsieve keys`, the Akismet client, the hook client and /metrics work against it over HTTP."""
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
+import akismet
+import httpx
 import pytest
 
-from classifier import artifacts
+from service.client import PostsieveClient, PostsieveError
+from tests.conftest import save_for_test
 
 pytestmark = pytest.mark.e2e
 POSTSIEVE = str(Path(sys.executable).with_name("postsieve"))
+SPAM = {"id": "s1", "title": "Rocket launch delayed", "category": "3D Segmentation",
+        "body": "The space agency delayed the launch. To get more space news, you can visit StarDaily official website."}
+HONEST = {"id": "h1", "title": "", "body": "Thanks, lowering the sigma fixed it."}
 
 
 def free_port() -> int:
@@ -37,39 +45,161 @@ def wait_ready(url: str, proc, timeout=60.0):
     raise AssertionError("server did not become ready")
 
 
-@pytest.fixture()
-def server(tiny_model, tmp_path):
-    artifacts.save_model(tiny_model, tmp_path / "models", data_sha256="0" * 64, label_counts={}, metrics={}, params={})
+def run_cli(env, *args):
+    return subprocess.run([POSTSIEVE, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def env(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    save_for_test(tiny_model, root / "models")
+    return {**os.environ, "POSTSIEVE_MODEL_DIR": str(root / "models"), "POSTSIEVE_DATA_DIR": str(root),
+            "POSTSIEVE_DATABASE_URL": f"sqlite:///{root / 'postsieve.db'}", "POSTSIEVE_OPEN_CLASSIFY": "false"}
+
+
+@pytest.fixture(scope="module")
+def key(env):
+    created = run_cli(env, "keys", "create", "--name", "forum", "--scope", "classify,feedback")
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip()
+
+
+def start(env):
     port = free_port()
-    env = {**os.environ, "POSTSIEVE_MODEL_DIR": str(tmp_path / "models")}
     proc = subprocess.Popen([POSTSIEVE, "serve", "--port", str(port), "--workers", "2"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)
+    return url, proc
+
+
+@pytest.fixture(scope="module")
+def server(env, key):
+    url, proc = start(env)
+    yield url
+    proc.terminate()
+    proc.wait(30)
+
+
+def post_json(url, payload, key=None):
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers)
     try:
-        wait_ready(url, proc)
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
-def post_json(url, payload):
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return r.status, json.loads(r.read())
+def test_keys_create_prints_only_the_key_and_list_never_shows_it(env, key):
+    assert key.startswith("psk_") and "\n" not in key and " " not in key
+    listed = run_cli(env, "keys", "list", "--json")
+    assert listed.returncode == 0 and key not in listed.stdout and key.split("_")[2] not in listed.stdout
+    assert json.loads(listed.stdout.splitlines()[0])["scopes"] == ["classify", "feedback"]
+    bad = run_cli(env, "keys", "create", "--name", "x", "--scope", "root")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "scope must be one or more of" in bad.stderr
 
 
-def test_serve_runs_gunicorn_and_classifies(server):
-    url, proc = server
-    status, body = post_json(url + "/v1/classify", {"id": "h1", "title": "", "body": "Thanks, that fixed it."})
+def test_serve_runs_gunicorn_and_needs_a_key(server, key):
+    status, body = post_json(server + "/v1/classify", HONEST, key)
     assert status == 200 and body["id"] == "h1" and body["decision"] in ("allow", "review", "block")
-    with urllib.request.urlopen(url + "/healthz") as r:
+    assert post_json(server + "/v1/classify", HONEST)[0] == 401
+    with urllib.request.urlopen(server + "/healthz") as r:
         assert r.headers["Server"].startswith("gunicorn")
 
 
-def test_sigterm_shuts_down_gracefully(server):
-    url, proc = server
+def test_revoked_key_is_refused_by_the_running_server(env, server):
+    spare = run_cli(env, "keys", "create", "--name", "spare", "--scope", "classify").stdout.strip()
+    assert post_json(server + "/v1/classify", HONEST, spare)[0] == 200
+    assert run_cli(env, "keys", "revoke", "spare").returncode == 0
+    time.sleep(5.5)  # KEY_CACHE_SECONDS: every worker's cached answer has expired by now
+    statuses = {post_json(server + "/v1/classify", HONEST, spare)[0] for _ in range(8)}
+    assert statuses == {401}
+
+
+def test_metrics_add_up_across_workers(server, key):
+    before = scrape(server)
+    for _ in range(20):
+        assert post_json(server + "/v1/classify", SPAM, key)[0] == 200
+    after = scrape(server)
+    name = 'postsieve_http_requests_total{endpoint="/v1/classify",method="POST",status="200"}'
+    assert after[name] - before.get(name, 0) == 20
+    assert any(k.startswith("postsieve_model_info{") and v == 1 for k, v in after.items())
+
+
+def scrape(url) -> dict[str, float]:
+    with urllib.request.urlopen(url + "/metrics") as r:
+        lines = r.read().decode().splitlines()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line and not line.startswith("#")}
+
+
+class ToServer(httpx.BaseTransport):
+    """Send what the Akismet client addresses to rest.akismet.com to the local server instead."""
+
+    def __init__(self, url):
+        self.target = httpx.URL(url)
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request):
+        request.url = request.url.copy_with(scheme=self.target.scheme, host=self.target.host, port=self.target.port)
+        return self.inner.handle_request(request)
+
+
+def test_an_akismet_forum_switches_to_the_live_server(server, key):
+    http = httpx.Client(transport=ToServer(server))
+    client = akismet.SyncClient.validated_client(config=akismet.Config(key=key, url="https://forum.example.org"),
+                                                 http_client=http)
+    assert client.comment_check(user_ip="198.51.100.4", comment_content=SPAM["body"],
+                                comment_type="forum-post") == akismet.CheckResponse.DISCARD
+    assert client.comment_check(user_ip="198.51.100.4", comment_content=HONEST["body"]) == akismet.CheckResponse.HAM
+    assert client.submit_spam(user_ip="198.51.100.4", comment_content=SPAM["body"])
+
+
+def test_hook_client_against_the_live_server(server, key):
+    client = PostsieveClient(server, api_key=key, timeout=5)
+    verdict = client.classify(SPAM)
+    assert verdict["fallback"] is False and verdict["decision"] == "block"
+    batch = client.classify_batch([HONEST, SPAM])
+    assert [v["id"] for v in batch] == ["h1", "s1"] and not any(v["fallback"] for v in batch)
+    assert client.feedback(SPAM, "spam", moderator="ann")["status"] in ("created", "unchanged")
+    with pytest.raises(PostsieveError, match="HTTP 400: label must be one of") as err:
+        client.feedback(SPAM, "ham")
+    assert err.value.status == 400
+
+
+def test_hook_client_without_a_key_falls_back_to_review(server):
+    verdict = PostsieveClient(server, timeout=5).classify(SPAM)
+    assert verdict["decision"] == "review" and verdict["fallback"] and "HTTP 401" in verdict["error"]
+
+
+def test_hook_client_falls_back_to_review_when_postsieve_is_slow_or_absent():
+    with socket.socket() as silent:  # accepts connections and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        started = time.monotonic()
+        verdict = PostsieveClient(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3).classify(SPAM)
+        assert time.monotonic() - started < 3
+    assert verdict == {**verdict, "id": "s1", "decision": "review", "fallback": True}
+    assert "no answer within 0.3 s" in verdict["error"]
+    absent = PostsieveClient(f"http://127.0.0.1:{free_port()}", timeout=0.3)
+    assert absent.classify(SPAM)["decision"] == "review"
+    assert [v["decision"] for v in absent.classify_batch([HONEST, SPAM])] == ["review", "review"]
+    with pytest.raises(PostsieveError, match="cannot reach postsieve"):
+        absent.feedback(SPAM, "spam")  # a label is never dropped silently
+
+
+def test_sigterm_shuts_down_gracefully(env, key):
+    url, proc = start(env)
+    results = []
+
+    def slow_client():  # a request in flight when SIGTERM arrives still gets its answer
+        results.append(post_json(url + "/v1/classify/batch", {"posts": [SPAM] * 100}, key)[0])
+
+    thread = threading.Thread(target=slow_client)
+    thread.start()
+    time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
+    thread.join(30)
     assert proc.wait(30) == 0
     assert "Handling signal: term" in proc.stderr.read()
+    assert results == [200]
