@@ -243,3 +243,6 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
 def _live_counts(summary) -> str:
     return (f"{summary.scored} posts, {summary.rate():.0f}/s " +
             " ".join(f"{d}={summary.decisions.get(d, 0)}" for d in DECISIONS))
+
+# The retraining commands register themselves on `cli` (imported last: they import `cli`).
+from . import cli_retrain  # noqa: E402,F401

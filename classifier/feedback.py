@@ -141,6 +141,17 @@ class FeedbackStore:
             )).inserted_primary_key[0]
         return AddResult("created" if newest is None else "changed", seq, row_id)
 
+    def newest(self, source: str, post_id: str) -> tuple[str, str] | None:
+        """(label, content digest) of a post's newest label, or None if it has none."""
+        try:
+            with self.database.engine.connect() as conn:
+                row = conn.execute(sa.select(feedback.c.label, feedback.c.content_sha256)
+                                   .where(feedback.c.source == source, feedback.c.post_id == str(post_id))
+                                   .order_by(feedback.c.seq.desc()).limit(1)).first()
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the feedback store: {type(exc).__name__}") from None
+        return None if row is None else (row.label, row.content_sha256)
+
     def latest(self, source: str | None = None) -> Iterator[StoredLabel]:
         """The newest label of every post (the one training uses), oldest first."""
         newest = (sa.select(feedback.c.source, feedback.c.post_id, sa.func.max(feedback.c.seq).label("seq"))

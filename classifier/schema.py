@@ -43,3 +43,34 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
+
+#: What postsieve answered for each post it classified over HTTP, for overturn statistics: a
+#: moderator label that disagrees with the decision later counts against the model version.
+decisions = sa.Table(
+    "decisions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("post_id", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(100), nullable=False),
+    sa.Column("label", sa.String(20), nullable=False),
+    sa.Column("decision", sa.String(20), nullable=False),
+    sa.Column("spam_score", sa.Float, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_decisions_source_post", "source", "post_id"),
+    sa.Index("ix_decisions_created", "created_at"),
+)
+
+#: Background retraining jobs started over HTTP; at most one runs at a time.
+jobs = sa.Table(
+    "jobs", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # queued, running, succeeded, failed
+    sa.Column("progress", sa.Text),
+    sa.Column("requested_by", sa.String(200)),
+    sa.Column("options", sa.Text),  # JSON
+    sa.Column("result", sa.Text),  # JSON
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)

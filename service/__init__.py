@@ -7,6 +7,7 @@ from classifier.database import Database
 from classifier.decision import TrustPolicy
 from classifier.feedback import FeedbackStore
 from classifier.registry import ModelRegistry
+from classifier.stats import DecisionLog
 
 from . import akismet, api
 from .config import load_config
@@ -35,6 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions.update({
         "postsieve.database": database,
         "postsieve.feedback": FeedbackStore(database),
+        "postsieve.decision_log": DecisionLog(database),
         "postsieve.keys": KeyCache(keys, ttl=float(app.config["KEY_CACHE_SECONDS"])),
         "postsieve.ratelimiter": RateLimiter(),
         "postsieve.metrics": Metrics(),

@@ -81,12 +81,13 @@ def verify_key():
 def comment_check():
     """`true` for spam that should be held back, `false` otherwise; blatant spam adds the discard tip."""
     fields = form()
-    akismet_key(fields, "classify")
+    key = akismet_key(fields, "classify")
     if fields.get("user_role", "").lower() in ADMIN_ROLES:
         return text("false", X_postsieve_decision="allow")
     post = post_from_fields(fields)
     model = current_model()
-    result = score(model, [post])[0]
+    source = (fields.get("blog") or (key.name if key else "anonymous"))[:200]
+    result = score(model, [post], source)[0]
     spam = result["label"] == "spam" and result["decision"] in ("block", "review")
     headers = {"X_postsieve_decision": result["decision"], "X_postsieve_label": result["label"],
                "X_postsieve_model_version": model.version}

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from classifier.errors import ArtifactError, InvalidFeedback, InvalidPost, StoreError
 from classifier.feedback import label_from_dict
+from classifier.stats import overturn_stats
 from classifier.types import Post
 
 from .auth import require
@@ -53,8 +54,16 @@ def parse_post(record, prefix: str = "") -> Post:
         raise APIError(400, *(prefix + m for m in str(exc).split("; "))) from None
 
 
-def score(model, posts: list[Post]) -> list[dict]:
-    """Score posts, apply the trusted-author policy, count decisions; the output contract per post."""
+def request_source(record=None, key=None) -> str:
+    """Which forum a request speaks for: its `source` field, else the key's name, else "anonymous"."""
+    given = record.get("source") if isinstance(record, dict) else None
+    if isinstance(given, str) and given.strip():
+        return given.strip()[:200]
+    return key.name if key is not None else "anonymous"
+
+
+def score(model, posts: list[Post], source: str) -> list[dict]:
+    """Score posts, apply the trusted-author policy, count and log decisions; the contract per post."""
     policy = ext("trust_policy")
     metrics = ext("metrics")
     out = []
@@ -65,21 +74,23 @@ def score(model, posts: list[Post]) -> list[dict]:
                 scored = replace(scored, decision=decision)
         metrics.observe_scored(scored)
         out.append(scored.to_dict())
+    ext("decision_log").record(source, out)
     return out
 
 
 @bp.post("/v1/classify")
 def classify():
     """Score one post and return the output contract."""
-    require("classify")
-    post = parse_post(json_body())
-    return jsonify(score(current_model(), [post])[0])
+    key = require("classify")
+    data = json_body()
+    post = parse_post(data)
+    return jsonify(score(current_model(), [post], request_source(data, key))[0])
 
 
 @bp.post("/v1/classify/batch")
 def classify_batch():
     """Score up to MAX_BATCH posts with one model version; results in the order sent."""
-    require("classify")
+    key = require("classify")
     data = json_body()
     posts = data.get("posts") if isinstance(data, dict) else None
     if not isinstance(posts, list):
@@ -96,7 +107,7 @@ def classify_batch():
     if errors:
         raise APIError(400, *errors[:MAX_BATCH_ERRORS])
     model = current_model()
-    return jsonify({"results": score(model, parsed), "model_version": model.version})
+    return jsonify({"results": score(model, parsed, request_source(data, key)), "model_version": model.version})
 
 
 @bp.post("/v1/feedback")
@@ -114,6 +125,24 @@ def feedback():
     body = {"ok": True, "id": label.post.id, "source": label.source, "label": label.label,
             "status": result.status, "revision": result.revision}
     return jsonify(body), (200 if result.status == "unchanged" else 201)
+
+
+@bp.get("/v1/stats")
+def stats():
+    """Decisions per model version and day, and how many moderators overturned (admin scope)."""
+    require("admin")
+    try:
+        days = int(request.args.get("days", 30))
+    except ValueError:
+        raise APIError(400, "days must be an integer") from None
+    if not 1 <= days <= 3660:
+        raise APIError(400, f"days must be within 1 and 3660, got {days}")
+    ext("decision_log").flush()  # this worker's buffered rows; the others write theirs every second
+    try:
+        rows = overturn_stats(ext("database"), days=days, source=request.args.get("source") or None)
+    except StoreError as exc:
+        raise APIError(503, str(exc)) from None
+    return jsonify({"days": days, "rows": rows})
 
 
 @bp.get("/v1/model")

@@ -1,0 +1,216 @@
+"""Retrain from the bundled corpus plus the forum's own moderator labels, behind the gate.
+
+    corpus + feedback store --dedupe--> training labels + held-out labels
+        --train--> candidate (saved, not active) --gate vs active on held-out-->
+        promoted (ACTIVE points at it) or kept inactive with the reasons
+
+Deduplication: a post is one (source, id) in the feedback store and its newest label wins
+there; across sources and against the corpus, posts with the same normalised title and body
+are one post, and a moderator's label beats the corpus's. Held-out labels are the newest
+`holdout_fraction` of the feedback when the labels carry distinct times (what the model will
+face next), else a seeded grouped split. Moderator labels weigh `feedback_weight` times a
+corpus post (default 3): the forum knows its own spam and its own topic best.
+"""
+from __future__ import annotations
+
+import fcntl
+import getpass
+import hashlib
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import artifacts
+from .dataset import Example, load_corpus
+from .errors import ArtifactError, ClassifierError
+from .feedback import FeedbackStore, StoredLabel
+from .gate import GateMargins, compare, heldout_metrics, margins_dict
+from .model import Model
+from .text import normalise
+from .train import TrainParams, train_model
+from .types import LABELS
+
+Progress = Callable[[str], None]
+
+
+class RetrainBusy(ClassifierError):
+    """Another retraining run holds the models directory's lock."""
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    feedback_weight: float = 3.0
+    holdout_fraction: float = 0.2
+    margins: GateMargins = GateMargins()
+    force: bool = False
+    promote: bool = True
+    params: TrainParams = TrainParams()
+    requested_by: str | None = None
+
+    def __post_init__(self):
+        if self.feedback_weight <= 0:
+            raise ValueError(f"feedback_weight must be > 0, got {self.feedback_weight}")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be within (0, 1), got {self.holdout_fraction}")
+
+
+@dataclass
+class TrainingSet:
+    examples: list[Example]
+    heldout: list[StoredLabel]
+    counts: dict = field(default_factory=dict)
+    data_sha256: str = ""
+    split: str = ""
+
+
+@dataclass
+class RetrainResult:
+    version: str
+    path: Path
+    parent: str | None
+    gate: dict
+    promoted: bool
+    training: dict
+    backtest: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "parent": self.parent, "promoted": self.promoted, "gate": self.gate,
+                "training": self.training, "backtest": self.backtest}
+
+
+def content_key(title: str, body: str) -> str:
+    """Posts that normalise to the same text are one post, whatever their ids."""
+    return hashlib.sha256(normalise(f"{title}\n{body}").casefold().encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def split_feedback(labels: list[StoredLabel], fraction: float, seed: int) -> tuple[list, list, str]:
+    """(train, held-out, how): newest `fraction` by time when times differ, else a seeded grouped split."""
+    if len(labels) < 2:
+        return labels, [], "too few labels to hold any out"
+    ordered = sorted(labels, key=lambda x: (x.created_at, x.row_id))
+    n_out = max(1, round(len(ordered) * fraction))
+    cut = ordered[-n_out].created_at
+    if ordered[0].created_at < cut:
+        train = [x for x in ordered if x.created_at < cut]
+        held = [x for x in ordered if x.created_at >= cut]
+        return train, held, f"time-based: labels from {cut.isoformat(timespec='seconds')} on held out"
+    rng = random.Random(seed)
+    keys = sorted({content_key(x.post.title, x.post.body) for x in labels})
+    held_keys = set(rng.sample(keys, k=max(1, round(len(keys) * fraction))))
+    held = [x for x in labels if content_key(x.post.title, x.post.body) in held_keys]
+    train = [x for x in labels if content_key(x.post.title, x.post.body) not in held_keys]
+    return train, held, "grouped: a seeded random share of distinct posts held out (labels carry no distinct times)"
+
+
+def build_training_set(corpus_paths: Iterable[str | Path], labels: Iterable[StoredLabel],
+                       options: RetrainOptions) -> TrainingSet:
+    """Corpus plus deduplicated feedback, with the held-out labels set aside."""
+    corpus = load_corpus(corpus_paths)
+    labels = list(labels)
+    n_labels = len(labels)
+    newest_by_content: dict[str, StoredLabel] = {}
+    for item in sorted(labels, key=lambda x: (x.created_at, x.row_id)):
+        newest_by_content[content_key(item.post.title, item.post.body)] = item  # the latest label wins
+    feedback = list(newest_by_content.values())
+    train_fb, heldout, how = split_feedback(feedback, options.holdout_fraction, options.params.seed)
+    examples = [e for e in corpus.examples
+                if content_key(e.post.title, e.post.body) not in newest_by_content]
+    replaced = len(corpus.examples) - len(examples)
+    for item in train_fb:
+        key = content_key(item.post.title, item.post.body)
+        examples.append(Example(post=item.post, label=item.label, kind="feedback", group="fb:" + key[:16],
+                                weight=options.feedback_weight, source="feedback"))
+    digest = hashlib.sha256(corpus.sha256.encode())
+    for item in sorted(feedback, key=lambda x: (x.source, str(x.post.id))):
+        digest.update(f"\x1e{item.source}\x1f{item.post.id}\x1f{item.label}\x1f".encode("utf-8", "surrogatepass"))
+        digest.update(content_key(item.post.title, item.post.body).encode())
+    counts = {
+        "corpus": corpus.label_counts(),
+        "corpus_replaced_by_feedback": replaced,
+        "feedback_train": {label: sum(1 for x in train_fb if x.label == label) for label in LABELS},
+        "feedback_heldout": {label: sum(1 for x in heldout if x.label == label) for label in LABELS},
+        "feedback_same_text_merged": n_labels - len(feedback),
+    }
+    return TrainingSet(examples, heldout, counts, digest.hexdigest(), how)
+
+
+def backtest(candidate: Model, against: Model, labels: Iterable[StoredLabel], *, limit: int | None = None) -> dict:
+    """Re-score labelled posts with both models; the decisions that would change, and counts per change."""
+    items = list(labels)
+    posts = [x.post for x in items]
+    new = candidate.score(posts, explain=False) if posts else []
+    old = against.score(posts, explain=False) if posts else []
+    counts: dict[str, int] = {}
+    changes = []
+    for item, a, b in zip(items, old, new):
+        if a.decision != b.decision:
+            kind = f"{a.decision}->{b.decision}"
+            counts[kind] = counts.get(kind, 0) + 1
+            changes.append({"source": item.source, "id": item.post.id, "old": a.decision, "new": b.decision,
+                            "label": item.label})
+    return {"candidate": candidate.version, "against": against.version, "scored": len(items), "counts": counts,
+            "changes": changes if limit is None else changes[:limit]}
+
+
+def retrain(models_dir: str | Path, store: FeedbackStore, corpus_paths: Iterable[str | Path],
+            options: RetrainOptions = RetrainOptions(), progress: Progress | None = None) -> RetrainResult:
+    """Train a candidate, gate it against the active model, save it, promote it if it passed."""
+    say = progress or (lambda message: None)
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with open(models_dir / ".retrain.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RetrainBusy(f"another retraining run is using {models_dir}; try again when it ends") from None
+        return _retrain_locked(models_dir, store, list(corpus_paths), options, say)
+
+
+def _retrain_locked(models_dir: Path, store: FeedbackStore, corpus_paths, options: RetrainOptions, say) -> RetrainResult:
+    active = _active_or_none(models_dir, say)
+    labels = list(store.latest())
+    say(f"{len(labels)} moderator labels in the feedback store")
+    data = build_training_set(corpus_paths, labels, options)
+    say(f"training on {len(data.examples)} posts; {len(data.heldout)} labels held out ({data.split})")
+    result = train_model(data.examples, options.params, progress=say)
+    candidate = result.model
+    held_posts, held_labels = [x.post for x in data.heldout], [x.label for x in data.heldout]
+    say("evaluating candidate and active model on the held-out labels")
+    gate = compare(heldout_metrics(candidate, held_posts, held_labels),
+                   heldout_metrics(active, held_posts, held_labels) if active else None, options.margins)
+    gate.update({"split": data.split, "active_version": active.version if active else None,
+                 "margins": margins_dict(options.margins)})
+    promote = options.promote and (gate["passed"] or options.force)
+    gate["forced"] = bool(options.force and not gate["passed"] and options.promote)
+    who = options.requested_by or _whoami()
+    training = {"counts": data.counts, "feedback_weight": options.feedback_weight,
+                "holdout_fraction": options.holdout_fraction}
+    path = artifacts.save_model(
+        candidate, models_dir, data_sha256=data.data_sha256, label_counts=result.label_counts,
+        metrics=result.report, params=options.params.to_dict(), parent=active.version if active else None,
+        extra={"trained_by": "retrain", "created_by": who, "gate": gate, "retraining": training})
+    say(f"saved candidate {path.name}")
+    bt = backtest(candidate, active, labels) if active else None
+    if promote:
+        artifacts.set_active(models_dir, path.name)
+        say(f"promoted {path.name}" + (" (forced past a failed gate)" if gate["forced"] else ""))
+    else:
+        say(f"{path.name} stays inactive: " + ("; ".join(gate["failures"]) or "--no-promote"))
+    return RetrainResult(path.name, path, active.version if active else None, gate, promote, training, bt)
+
+
+def _active_or_none(models_dir: Path, say) -> Model | None:
+    try:
+        return artifacts.load_active(models_dir)
+    except ArtifactError as exc:
+        say(f"no usable active model ({exc}); the candidate is compared with nothing")
+        return None
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return f"uid {os.getuid()}"

@@ -1,0 +1,149 @@
+"""Decisions served, and how many of them moderators later overturned.
+
+The HTTP layer records what it answered for each post (`DecisionLog`, written in batches off the
+request path, so a classify call never waits for the database). `overturn_stats` joins those
+decisions with the newest moderator label of the same post and counts, per model version and
+day (UTC), the blocks moderators said were not spam (false positives) and the allows they said
+were spam (false negatives), as Discourse's spam dashboard and Akismet's key reports do.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from .database import Database
+from .errors import StoreError
+from .schema import decisions, feedback
+
+STAT_FIELDS = ("classified", "allow", "review", "block", "labelled", "false_positives", "false_negatives",
+               "review_spam", "review_not_spam", "missed_off_topic")
+
+
+class DecisionLog:
+    """Buffers decisions and writes them every `interval` seconds or `batch` rows, whichever first.
+
+    A crash loses at most the last second of statistics, never a label (labels are written by
+    the feedback store before it answers). The writer thread belongs to the process that started
+    it, so a forked gunicorn worker starts its own on first use.
+    """
+
+    def __init__(self, database: Database, *, interval: float = 1.0, batch: int = 500, max_buffer: int = 100_000):
+        self.database = database
+        self.interval = interval
+        self.batch = batch
+        self.max_buffer = max_buffer
+        self._rows: list[dict] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread_pid: int | None = None
+        self.dropped = 0
+        self.last_error: str | None = None
+
+    def record(self, source: str, scored_list, *, at: datetime | None = None) -> None:
+        """Queue one row per scored post (a dict of the output contract or a Scored)."""
+        now = at or datetime.now(timezone.utc)
+        rows = []
+        for s in scored_list:
+            d = s if isinstance(s, dict) else s.to_dict()
+            rows.append({"source": source[:200], "post_id": str(d["id"])[:200], "model_version": d["model_version"],
+                         "label": d["label"], "decision": d["decision"], "spam_score": float(d["scores"]["spam"]),
+                         "created_at": now})
+        with self._lock:
+            if len(self._rows) + len(rows) > self.max_buffer:  # the database is down for long: keep memory bounded
+                self.dropped += len(rows)
+                return
+            self._rows.extend(rows)
+            full = len(self._rows) >= self.batch
+        self._ensure_writer()
+        if full:
+            self._wake.set()
+
+    def flush(self) -> int:
+        """Write what is buffered now; return the number of rows written."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows:
+            return 0
+        try:
+            with self.database.engine.begin() as conn:
+                conn.execute(decisions.insert(), rows)
+        except sa.exc.SQLAlchemyError as exc:
+            self.last_error = f"{type(exc).__name__}"
+            with self._lock:  # keep them for the next attempt, within the bound
+                self._rows = (rows + self._rows)[-self.max_buffer:]
+            return 0
+        self.last_error = None
+        return len(rows)
+
+    def _ensure_writer(self) -> None:
+        if self._thread_pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread_pid == os.getpid():
+                return
+            self._thread_pid = os.getpid()
+        threading.Thread(target=self._run, name="postsieve-decision-log", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
+
+
+def _day(column, dialect: str):
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
+    return sa.func.strftime("%Y-%m-%d", column)
+
+
+def overturn_stats(database: Database, *, days: int = 30, source: str | None = None,
+                   now: datetime | None = None) -> list[dict]:
+    """Rows of {model_version, day, classified, allow, review, block, labelled, false_positives, ...}."""
+    since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+    newest = (sa.select(feedback.c.source, feedback.c.post_id, sa.func.max(feedback.c.seq).label("seq"))
+              .group_by(feedback.c.source, feedback.c.post_id).subquery())
+    labels = (sa.select(feedback.c.source, feedback.c.post_id, feedback.c.label)
+              .join(newest, sa.and_(feedback.c.source == newest.c.source, feedback.c.post_id == newest.c.post_id,
+                                    feedback.c.seq == newest.c.seq)).subquery())
+    day = _day(decisions.c.created_at, database.url.get_backend_name()).label("day")
+    label = labels.c.label
+
+    def count(condition):
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    query = (sa.select(
+        decisions.c.model_version, day, sa.func.count().label("classified"),
+        count(decisions.c.decision == "allow").label("allow"),
+        count(decisions.c.decision == "review").label("review"),
+        count(decisions.c.decision == "block").label("block"),
+        count(label.is_not(None)).label("labelled"),
+        count(sa.and_(decisions.c.decision == "block", label.in_(["ok", "off_topic"]))).label("false_positives"),
+        count(sa.and_(decisions.c.decision == "allow", label == "spam")).label("false_negatives"),
+        count(sa.and_(decisions.c.decision == "review", label == "spam")).label("review_spam"),
+        count(sa.and_(decisions.c.decision == "review", label.in_(["ok", "off_topic"]))).label("review_not_spam"),
+        count(sa.and_(decisions.c.decision == "allow", label == "off_topic")).label("missed_off_topic"),
+    ).select_from(decisions.outerjoin(labels, sa.and_(labels.c.source == decisions.c.source,
+                                                      labels.c.post_id == decisions.c.post_id)))
+        .where(decisions.c.created_at >= since)
+        .group_by(decisions.c.model_version, day).order_by(day, decisions.c.model_version))
+    if source is not None:
+        query = query.where(decisions.c.source == source)
+    try:
+        with database.engine.connect() as conn:
+            rows = conn.execute(query).all()
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(f"cannot read statistics: {type(exc).__name__}") from None
+    out = []
+    for row in rows:
+        item = {"model_version": row.model_version, "day": row.day}
+        item.update({name: int(getattr(row, name) or 0) for name in STAT_FIELDS})
+        blocked, allowed = item["block"], item["allow"]
+        item["false_positive_rate"] = round(item["false_positives"] / blocked, 4) if blocked else None
+        item["false_negative_rate"] = round(item["false_negatives"] / allowed, 4) if allowed else None
+        out.append(item)
+    return out
+
