@@ -20,6 +20,7 @@ from .errors import ClassifierError, CorpusError, StoreError
 from .feedback import FeedbackStore
 from .feedback_io import export_labels, import_labels, read_label_records
 from .gate import GateMargins
+from .jobs import JobStore
 from .retrain import RetrainOptions, backtest, retrain
 from .stats import STAT_FIELDS, overturn_stats
 from .train import TrainParams
@@ -147,8 +148,11 @@ def feedback_export(path, fmt, history):
 @click.option("--no-promote", is_flag=True, help="Save the candidate but never make it active.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds, augmentation and the split.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--job", "job_id", default=None, hidden=True,
+              help="Report progress and outcome to this job row (used by POST /v1/models/retrain).")
+@click.option("--by", "requested_by", default=None, help="Who asked for it (recorded; default: the OS user).")
 def retrain_command(models_dir, corpus, feedback_weight, holdout, max_recall_loss, max_precision_loss,
-                    max_auc_loss, min_heldout, force, no_promote, seed, as_json):
+                    max_auc_loss, min_heldout, force, no_promote, seed, as_json, job_id, requested_by):
     """Train a candidate on the corpus plus the moderators' labels, gate it against the active
     model on held-out labels, save it, and make it active only if it passed (or --force).
 
@@ -163,13 +167,24 @@ def retrain_command(models_dir, corpus, feedback_weight, holdout, max_recall_los
         feedback_weight=feedback_weight, holdout_fraction=holdout, force=force, promote=not no_promote,
         margins=GateMargins(spam_recall_at_block=max_recall_loss, block_precision=max_precision_loss,
                             off_topic_roc_auc=max_auc_loss, min_labels=min_heldout),
-        params=TrainParams(seed=seed))
-    store = FeedbackStore(open_database())
+        params=TrainParams(seed=seed), requested_by=requested_by)
+    database = open_database()
+    store = FeedbackStore(database)
+    say = _say
+    if job_id:
+        say = _job_reporter(JobStore(database), job_id)
     try:
         result = retrain(Path(models_dir) if models_dir else workflow.models_dir(), store,
-                         corpus or workflow.default_corpus(), options, progress=_say)
-    except (ClassifierError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+                         corpus or workflow.default_corpus(), options, progress=say)
+    except BaseException as exc:
+        if job_id:
+            JobStore(database).update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        if isinstance(exc, (ClassifierError, ValueError)):
+            raise click.ClickException(str(exc)) from None
+        raise
+    if job_id:
+        JobStore(database).update(job_id, state="succeeded", result=result.to_dict(),
+                                  progress=f"candidate {result.version} " + ("promoted" if result.promoted else "kept inactive"))
     if as_json:
         click.echo(json.dumps(result.to_dict(), default=str))
     else:
@@ -181,6 +196,21 @@ def retrain_command(models_dir, corpus, feedback_weight, holdout, max_recall_los
         click.echo(f"candidate {result.version}: {state}" + (" (forced)" if result.gate.get("forced") else ""))
     if not result.promoted and not no_promote:
         sys.exit(3)
+
+
+def _job_reporter(jobs: JobStore, job_id: str):
+    """Progress lines go to stderr and to the job row."""
+    import os
+
+    job = jobs.get(job_id)
+    if job is None:
+        raise click.ClickException(f"no job {job_id}")
+    jobs.update(job_id, state="running", options={**job.options, "pid": os.getpid()})
+
+    def say(message: str) -> None:
+        _say(message)
+        jobs.update(job_id, progress=message[:2000])
+    return say
 
 
 def format_gate(gate: dict) -> str:

@@ -9,7 +9,7 @@ from classifier.feedback import FeedbackStore
 from classifier.registry import ModelRegistry
 from classifier.stats import DecisionLog
 
-from . import akismet, api
+from . import admin, akismet, api
 from .config import load_config
 from .errors import register_error_handlers
 from .keys import KeyCache, KeyStore
@@ -50,5 +50,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["postsieve.registry"] = registry
     app.register_blueprint(api.bp)
     app.register_blueprint(akismet.bp)
+    app.register_blueprint(admin.bp)
     register_error_handlers(app)
     return app

@@ -1,0 +1,49 @@
+"""Decisions served and moderators' overturns, per model version and day."""
+from datetime import datetime, timedelta, timezone
+
+from classifier.feedback import FeedbackStore, Label
+from classifier.stats import DecisionLog, overturn_stats
+from classifier.types import Post
+
+DAY1 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
+DAY2 = DAY1 + timedelta(days=1)
+
+
+def served(post_id, decision, label="spam", version="v1", spam=0.9):
+    return {"id": post_id, "label": label, "decision": decision, "model_version": version,
+            "scores": {"ok": 0.0, "spam": spam, "off_topic": 0.0}}
+
+
+def test_overturns_are_counted_per_version_and_day(database):
+    log = DecisionLog(database, interval=60)
+    log.record("forum", [served("a", "block"), served("b", "block"), served("c", "allow", "ok", spam=0.1)], at=DAY1)
+    log.record("forum", [served("d", "review"), served("e", "allow", "ok", version="v2")], at=DAY2)
+    assert log.flush() == 5
+    store = FeedbackStore(database)
+    for post_id, label in [("a", "ok"), ("b", "spam"), ("c", "spam"), ("d", "ok"), ("e", "off_topic")]:
+        store.add(Label(Post(post_id, "", f"text {post_id}"), label, "forum"))
+    store.add(Label(Post("a", "", "text a"), "spam", "other-forum"))  # another forum's post "a": not ours
+    rows = overturn_stats(database, days=30, now=DAY2 + timedelta(hours=1))
+    by_key = {(r["day"], r["model_version"]): r for r in rows}
+    day1 = by_key[("2026-11-20", "v1")]
+    assert (day1["classified"], day1["block"], day1["allow"], day1["labelled"]) == (3, 2, 1, 3)
+    assert (day1["false_positives"], day1["false_negatives"], day1["false_positive_rate"]) == (1, 1, 0.5)
+    day2 = by_key[("2026-11-21", "v1")]
+    assert (day2["review"], day2["review_not_spam"]) == (1, 1)
+    assert by_key[("2026-11-21", "v2")]["missed_off_topic"] == 1
+    assert overturn_stats(database, days=1, now=DAY2 + timedelta(hours=1))[0]["day"] == "2026-11-21"
+    assert overturn_stats(database, source="nobody", now=DAY2) == []
+
+
+def test_the_log_writes_in_the_background_and_keeps_memory_bounded(database):
+    import time
+
+    log = DecisionLog(database, interval=0.05, max_buffer=3)
+    log.record("forum", [served("a", "allow", "ok")])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not overturn_stats(database):
+        time.sleep(0.05)
+    assert overturn_stats(database)[0]["classified"] == 1
+    log.interval = 60
+    log.record("forum", [served(str(i), "allow", "ok") for i in range(5)])  # more than the buffer takes
+    assert log.dropped == 5
