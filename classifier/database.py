@@ -28,12 +28,15 @@ def normalise_url(url: str) -> URL:
     """Parse a database URL; plain `postgresql://` means the psycopg 3 driver postsieve ships with."""
     try:
         parsed = make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+            raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql://")
+        parsed.get_dialect()  # an unknown or missing driver fails here, with one clear line
+    except StoreError:
+        raise
     except Exception as exc:
-        raise StoreError(f"cannot parse database URL {url!r}: {exc}") from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql://")
+        raise StoreError(f"cannot use database URL {url!r}: {type(exc).__name__}: {exc}") from None
     return parsed
 
 
@@ -55,7 +58,14 @@ def create_engine(url: str | URL) -> Engine:
         engine = sa.create_engine(parsed, connect_args={"timeout": 10})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        # a blackholed server must not hang key checks and /readyz until the worker timeout
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
+        try:
+            engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                                      connect_args=connect_args)
+        except ImportError as exc:
+            raise StoreError(f"the driver for {parsed.drivername} is not installed ({exc}); "
+                             "pip install 'postsieve[postgres]' installs psycopg") from None
     return engine
 
 
@@ -97,9 +107,6 @@ class Database:
             self._engine.dispose()
             self._engine = None
 
-    @property
-    def display_url(self) -> str:
-        return self.url.render_as_string(hide_password=True)
 
 
 def _alembic_config(connection):
@@ -114,9 +121,12 @@ def _alembic_config(connection):
 def run_migrations(engine: Engine, revision: str = "head") -> None:
     """Upgrade (or, with a revision such as "-1" or "base", downgrade) the schema."""
     from alembic import command
+    from alembic.util import CommandError
 
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":  # several processes starting at once migrate once
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(7426117)"))
             config = _alembic_config(connection)
             if revision in ("base",) or revision.startswith("-"):
                 command.downgrade(config, revision)
@@ -124,6 +134,8 @@ def run_migrations(engine: Engine, revision: str = "head") -> None:
                 command.upgrade(config, revision)
     except sa.exc.SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate the database: {type(exc).__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+    except CommandError as exc:
+        raise StoreError(f"cannot migrate the database ({exc}); was it migrated by a newer postsieve?") from None
 
 
 def schema_revision(engine: Engine) -> str | None:

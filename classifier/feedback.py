@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
@@ -22,6 +23,22 @@ from .types import LABELS, Post
 
 CHANNELS = ("api", "akismet", "import")
 MAX_SHORT_TEXT = 200
+MAX_CATEGORY = 500
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _identifier_problem(name: str, value: str) -> str | None:
+    """Ids and sources are keys: refuse what a database would alter (NUL, controls, lone surrogates)
+    rather than store something other than what the forum will send next time."""
+    if not value or len(value) > MAX_SHORT_TEXT:
+        return f"{name} must be 1 to {MAX_SHORT_TEXT} characters"
+    if _UNSTORABLE.search(value):
+        return f"{name} must not hold control characters or lone surrogates"
+    return None
+
+
+def _length_problem(name: str, value: str | None, limit: int) -> str | None:
+    return f"{name} must be at most {limit} characters" if value is not None and len(value) > limit else None
 
 
 @dataclass(frozen=True)
@@ -41,10 +58,12 @@ class Label:
             raise InvalidFeedback(f"label must be one of {', '.join(LABELS)}, got {self.label!r}")
         if self.channel not in CHANNELS:
             raise InvalidFeedback(f"channel must be one of {', '.join(CHANNELS)}, got {self.channel!r}")
-        if not self.source or len(self.source) > MAX_SHORT_TEXT:
-            raise InvalidFeedback(f"source must be 1 to {MAX_SHORT_TEXT} characters")
-        if len(str(self.post.id)) > MAX_SHORT_TEXT:
-            raise InvalidFeedback(f"id must be at most {MAX_SHORT_TEXT} characters")
+        problems = [p for p in (_identifier_problem("source", self.source),
+                                _identifier_problem("id", str(self.post.id)),
+                                _length_problem("moderator", self.moderator, MAX_SHORT_TEXT),
+                                _length_problem("category", self.post.category, MAX_CATEGORY)) if p]
+        if problems:
+            raise InvalidFeedback("; ".join(problems))
         if not (self.post.title or "").strip() and not (self.post.body or "").strip():
             raise InvalidFeedback("title or body is needed to learn from a label")
 
@@ -134,10 +153,10 @@ class FeedbackStore:
             seq = 1 if newest is None else newest.seq + 1
             author = json.dumps(dict(item.post.author), ensure_ascii=True) if item.post.author else None
             row_id = conn.execute(feedback.insert().values(
-                source=_clean(item.source), post_id=_clean(post_id), seq=seq, label=item.label,
+                source=item.source, post_id=post_id, seq=seq, label=item.label,
                 title=_clean(item.post.title), body=_clean(item.post.body), category=_clean(item.post.category),
                 author=author, moderator=_clean(item.moderator), note=_clean(item.note), channel=item.channel,
-                content_sha256=digest, created_at=item.at or datetime.now(timezone.utc),
+                content_sha256=digest, created_at=(item.at or datetime.now(timezone.utc)).astimezone(timezone.utc),
             )).inserted_primary_key[0]
         return AddResult("created" if newest is None else "changed", seq, row_id)
 
@@ -205,8 +224,6 @@ def label_from_dict(record: Mapping[str, Any], *, source: str, channel: str = "a
     errors = []
     try:
         post = Post.from_dict(fields)
-    except InvalidFeedback as exc:
-        raise exc
     except ValueError as exc:  # InvalidPost
         errors.extend(str(exc).split("; "))
         post = None

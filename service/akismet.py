@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from classifier.errors import InvalidFeedback, StoreError
 from classifier.feedback import Label
 from classifier.types import Post
 
-from .api import current_model, ext, score
+from .api import current_model, ext, request_source, score
 from .auth import authenticate
 from .errors import APIError
 
@@ -70,8 +70,11 @@ def post_from_fields(fields) -> Post:
 @bp.post("/verify-key")
 def verify_key():
     fields = form()
-    plain = fields.get("key") or fields.get("api_key")
-    valid = bool(plain) and ext("keys").verify(plain) is not None
+    plain = fields.get("api_key") or fields.get("key")
+    try:
+        valid = bool(plain) and ext("keys").verify(plain) is not None
+    except StoreError as exc:
+        raise APIError(503, str(exc)) from None
     if valid:
         return text("valid")
     return text("invalid", X_akismet_debug_help="unknown or revoked postsieve API key")
@@ -86,8 +89,7 @@ def comment_check():
         return text("false", X_postsieve_decision="allow")
     post = post_from_fields(fields)
     model = current_model()
-    source = (fields.get("blog") or (key.name if key else "anonymous"))[:200]
-    result = score(model, [post], source)[0]
+    result = score(model, [post], request_source(fields.get("blog"), key))[0]
     spam = result["label"] == "spam" and result["decision"] in ("block", "review")
     headers = {"X_postsieve_decision": result["decision"], "X_postsieve_label": result["label"],
                "X_postsieve_model_version": model.version}
@@ -100,9 +102,9 @@ def submit(label: str):
     fields = form()
     key = akismet_key(fields, "feedback")
     post = post_from_fields(fields)
-    source = fields.get("blog") or (key.name if key else "akismet")
     try:
-        ext("feedback").add(Label(post=post, label=label, source=source[:200], channel="akismet"))
+        ext("feedback").add(Label(post=post, label=label, source=request_source(fields.get("blog"), key),
+                                  channel="akismet"))
     except InvalidFeedback as exc:
         raise APIError(400, str(exc)) from None
     except StoreError as exc:

@@ -17,6 +17,7 @@ from .openapi import openapi_document
 
 bp = Blueprint("api", __name__)
 
+KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 #: Messages listed for one bad batch, at most.
 MAX_BATCH_ERRORS = 20
 
@@ -54,12 +55,14 @@ def parse_post(record, prefix: str = "") -> Post:
         raise APIError(400, *(prefix + m for m in str(exc).split("; "))) from None
 
 
-def request_source(record=None, key=None) -> str:
-    """Which forum a request speaks for: its `source` field, else the key's name, else "anonymous"."""
-    given = record.get("source") if isinstance(record, dict) else None
-    if isinstance(given, str) and given.strip():
+def request_source(given, key) -> str:
+    """Which forum a request speaks for: the key's name, so one forum's key can never write over
+    another forum's labels. Only an admin key may name another source (a multi-forum host)."""
+    if key is None:
+        return "anonymous"
+    if isinstance(given, str) and given.strip() and "admin" in key.scopes:
         return given.strip()[:200]
-    return key.name if key is not None else "anonymous"
+    return key.name
 
 
 def score(model, posts: list[Post], source: str) -> list[dict]:
@@ -84,7 +87,7 @@ def classify():
     key = require("classify")
     data = json_body()
     post = parse_post(data)
-    return jsonify(score(current_model(), [post], request_source(data, key))[0])
+    return jsonify(score(current_model(), [post], request_source(data.get("source"), key))[0])
 
 
 @bp.post("/v1/classify/batch")
@@ -107,7 +110,7 @@ def classify_batch():
     if errors:
         raise APIError(400, *errors[:MAX_BATCH_ERRORS])
     model = current_model()
-    return jsonify({"results": score(model, parsed, request_source(data, key)), "model_version": model.version})
+    return jsonify({"results": score(model, parsed, request_source(data.get("source"), key)), "model_version": model.version})
 
 
 @bp.post("/v1/feedback")
@@ -116,7 +119,9 @@ def feedback():
     key = require("feedback")
     data = json_body()
     try:
-        label = label_from_dict(data, source=key.name)
+        source = request_source(data.get("source") if isinstance(data, dict) else None, key)
+        label = label_from_dict({k: v for k, v in data.items() if k != "source"} if isinstance(data, dict) else data,
+                                source=source)
         result = ext("feedback").add(label)
     except InvalidFeedback as exc:
         raise APIError(400, *str(exc).split("; ")) from None
@@ -182,6 +187,10 @@ def readyz():
 @bp.get("/metrics")
 def metrics():
     """Prometheus text format, summed over all workers."""
+    try:  # an idle worker reports the version it holds too, not only after its first classify
+        ext("metrics").serving(ext("registry").current().version)
+    except ArtifactError:
+        pass
     body, content_type = ext("metrics").render()
     return Response(body, content_type=content_type)
 
@@ -202,6 +211,7 @@ def _count(response):
     started = g.pop("started", None)
     if started is not None:
         endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        ext("metrics").observe_request(endpoint, request.method, response.status_code,
+        method = request.method if request.method in KNOWN_METHODS else "other"  # bounded label values
+        ext("metrics").observe_request(endpoint, method, response.status_code,
                                        time.perf_counter() - started)
     return response

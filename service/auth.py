@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
+from classifier.errors import StoreError
+
 from .errors import APIError
 from .keys import ApiKey
 from .ratelimit import retry_after_header
@@ -25,7 +27,10 @@ def authenticate(plain: str | None, scope: str) -> ApiKey | None:
         if scope == "classify" and current_app.config["OPEN_CLASSIFY"]:
             return None
         raise APIError(401, f"an API key with scope '{scope}' is required", headers={"WWW-Authenticate": "Bearer"})
-    key = current_app.extensions["postsieve.keys"].verify(plain)
+    try:
+        key = current_app.extensions["postsieve.keys"].verify(plain)
+    except StoreError as exc:
+        raise APIError(503, f"cannot check the key: {exc}") from None
     if key is None:
         raise APIError(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     if not key.allows(scope):

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import tempfile
+from pathlib import Path
 
 import click
 
@@ -42,8 +43,14 @@ def serve(host, port, workers, timeout):
     workers = workers or os.cpu_count() or 1
     os.environ.setdefault("POSTSIEVE_MODEL_DIR", str(workflow.models_dir()))
     # Workers write their metrics to files here and /metrics sums them (prometheus_client's
-    # multiprocess mode); a fresh directory per server, so counts start at zero.
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="postsieve-metrics-")
+    # multiprocess mode). A fresh directory per server, so counts start at zero, removed when
+    # gunicorn exits; an operator's own PROMETHEUS_MULTIPROC_DIR is used (emptied) instead.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="postsieve-metrics-")
+        os.environ["POSTSIEVE_REMOVE_METRICS_DIR"] = "1"
     args = [sys.executable, "-m", "gunicorn", "--preload", "--workers", str(workers),
             "--bind", f"{host}:{port}", "--timeout", str(timeout), "--graceful-timeout", "20",
             "--config", "python:service.gunicorn_conf", "--access-logfile", "-", "service.wsgi:app"]

@@ -15,10 +15,13 @@ can retry or queue the label instead of dropping it.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Mapping
 
 __all__ = ["PostsieveClient", "PostsieveError"]
@@ -35,23 +38,34 @@ class PostsieveError(Exception):
 class PostsieveClient:
     """Talks to one postsieve server; safe to share between threads."""
 
-    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 1.0):
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 1.0, max_in_flight: int = 8):
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
+        # Requests run on these threads so that `timeout` bounds the whole call (DNS, connect,
+        # a server dripping bytes), not each socket operation as urllib's timeout does.
+        self._pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="postsieve-client")
 
     def classify(self, post: Mapping[str, Any]) -> dict[str, Any]:
         """The output contract for `post`, or a "review" fallback when there is no real answer."""
         try:
-            return {**self._post("/v1/classify", post), "fallback": False}
+            answer = self._post("/v1/classify", post)
+            if not isinstance(answer, dict) or answer.get("decision") not in ("allow", "review", "block"):
+                raise PostsieveError("the answer is not an output contract")
+            return {**answer, "fallback": False}
         except PostsieveError as exc:
             return fallback(post, str(exc))
 
     def classify_batch(self, posts: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """One answer per post, in order; every post falls back to "review" if the call fails."""
+        posts = list(posts)
         try:
-            return [{**r, "fallback": False} for r in self._post("/v1/classify/batch", {"posts": list(posts)})["results"]]
-        except (PostsieveError, KeyError, TypeError) as exc:
+            answer = self._post("/v1/classify/batch", {"posts": posts})
+            results = answer.get("results") if isinstance(answer, dict) else None
+            if not isinstance(results, list) or len(results) != len(posts) or not all(isinstance(r, dict) for r in results):
+                raise PostsieveError("the answer does not hold one result per post")
+            return [{**r, "fallback": False} for r in results]
+        except PostsieveError as exc:
             return [fallback(post, str(exc)) for post in posts]
 
     def feedback(self, post: Mapping[str, Any], label: str, *, moderator: str | None = None,
@@ -64,21 +78,39 @@ class PostsieveClient:
             record["note"] = note
         return self._post("/v1/feedback", record)
 
-    def _post(self, path: str, payload: Any) -> dict[str, Any]:
+    def _post(self, path: str, payload: Any) -> Any:
+        """POST JSON and return the decoded answer; every failure is a PostsieveError."""
+        future = self._pool.submit(self._post_now, path, payload)
+        try:
+            return future.result(timeout=self.timeout)
+        except FutureTimeout:
+            future.cancel()
+            raise PostsieveError(f"no answer within {self.timeout} s") from None
+
+    def _post_now(self, path: str, payload: Any) -> Any:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        data = json.dumps(payload).encode("utf-8", "surrogatepass")
+        try:
+            data = json.dumps(payload).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError) as exc:
+            raise PostsieveError(f"the post cannot be sent as JSON: {exc}") from None
         request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
+                raw = response.read()
         except urllib.error.HTTPError as exc:
             raise PostsieveError(_error_message(exc), exc.code) from None
         except (socket.timeout, TimeoutError):
             raise PostsieveError(f"no answer within {self.timeout} s") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError) as exc:
             raise PostsieveError(f"cannot reach postsieve: {getattr(exc, 'reason', exc)}") from None
+        except http.client.HTTPException as exc:
+            raise PostsieveError(f"broken answer from postsieve: {type(exc).__name__}") from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise PostsieveError("the answer is not JSON") from None
 
 
 def fallback(post: Mapping[str, Any], error: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -25,6 +26,7 @@ from classifier.schema import api_keys
 #: `admin` implies the other two.
 SCOPES = ("classify", "feedback", "admin")
 PREFIX = "psk"
+_KEY_ID = re.compile(r"[0-9a-f]{12}")
 _DUMMY_DIGEST = hashlib.sha256(b"postsieve: no such key").hexdigest()
 
 
@@ -107,7 +109,7 @@ class KeyStore:
     def verify(self, plain: str) -> ApiKey | None:
         """The key's record if `plain` is a live key, else None (in constant time per lookup)."""
         parts = plain.split("_") if isinstance(plain, str) else []
-        key_id = parts[1] if len(parts) >= 3 and parts[0] == PREFIX and len(parts[1]) == 12 else ""
+        key_id = parts[1] if len(parts) >= 3 and parts[0] == PREFIX and _KEY_ID.fullmatch(parts[1]) else ""
         row = None
         if key_id:
             try:

@@ -3,20 +3,27 @@
 The buckets live in an anonymous shared mapping made when the app is built; `postsieve serve`
 builds the app in gunicorn's master (--preload), so every forked worker counts against the same
 buckets. Each key gets a bucket of `rate` tokens (one minute's worth) refilled at `rate`/60 per
-second: bursts up to the per-minute rate, that average over time. A slot is found by the key's
-row id; with more keys than slots, keys sharing a slot reset each other's bucket (never
-wrongly refuse each other). The lock is a process-shared semaphore; if it cannot be taken within
-50 ms (a worker killed while holding it), the request is let through rather than refused.
+second: bursts up to the per-minute rate, that average over time.
+
+A key's bucket is found by probing a few slots from its row id; when every probed slot belongs
+to another live key, the keys share one bucket (so both are limited, never neither). Updates
+are guarded by a POSIX record lock on a file opened before the fork (released by the kernel if
+a worker dies holding it) plus a thread lock for threaded workers.
 """
 from __future__ import annotations
 
+import fcntl
 import math
 import mmap
-import multiprocessing
 import struct
+import tempfile
+import threading
 import time
 
-_SLOT = struct.Struct("<qdd")  # key row id, tokens, last refill (CLOCK_MONOTONIC, shared by processes)
+_SLOT = struct.Struct("<qdd")  # key row id (0: free), tokens, last refill (CLOCK_MONOTONIC, shared by processes)
+PROBES = 8
+#: A bucket untouched this long is full again whoever owned it, so its slot may be reused.
+IDLE_SECONDS = 120.0
 
 
 class RateLimiter:
@@ -25,28 +32,45 @@ class RateLimiter:
     def __init__(self, slots: int = 4096):
         self.slots = slots
         self._memory = mmap.mmap(-1, slots * _SLOT.size)  # MAP_SHARED | MAP_ANONYMOUS: survives fork
-        self._lock = multiprocessing.get_context("fork").Lock()
+        self._lockfile = tempfile.TemporaryFile(prefix="postsieve-ratelimit-")
+        self._thread_lock = threading.Lock()
 
     def hit(self, key_row_id: int, rate_per_minute: int) -> float:
         """Take one token; return 0 when allowed, else the seconds until a token is available."""
         if rate_per_minute <= 0:
             return 0.0
-        offset = (key_row_id % self.slots) * _SLOT.size
         now = time.monotonic()
-        if not self._lock.acquire(timeout=0.05):
+        with self._thread_lock:
+            fcntl.lockf(self._lockfile, fcntl.LOCK_EX)
+            try:
+                return self._take(key_row_id, float(rate_per_minute), now)
+            finally:
+                fcntl.lockf(self._lockfile, fcntl.LOCK_UN)
+
+    def _take(self, key: int, rate: float, now: float) -> float:
+        offset, tokens, last = self._slot_for(key, rate, now)
+        tokens = min(rate, tokens + (now - last) * rate / 60.0)
+        if tokens >= 1.0:
+            _SLOT.pack_into(self._memory, offset, key, tokens - 1.0, now)
             return 0.0
-        try:
+        _SLOT.pack_into(self._memory, offset, key, tokens, now)
+        return (1.0 - tokens) * 60.0 / rate
+
+    def _slot_for(self, key: int, rate: float, now: float) -> tuple[int, float, float]:
+        """(offset, tokens, last refill) of this key's bucket: its own, a free one, or a shared one."""
+        first_free = None
+        for probe in range(PROBES):
+            offset = ((key + probe) % self.slots) * _SLOT.size
             owner, tokens, last = _SLOT.unpack_from(self._memory, offset)
-            if owner != key_row_id:
-                tokens, last = float(rate_per_minute), now
-            tokens = min(float(rate_per_minute), tokens + (now - last) * rate_per_minute / 60.0)
-            if tokens >= 1.0:
-                _SLOT.pack_into(self._memory, offset, key_row_id, tokens - 1.0, now)
-                return 0.0
-            _SLOT.pack_into(self._memory, offset, key_row_id, tokens, now)
-            return (1.0 - tokens) * 60.0 / rate_per_minute
-        finally:
-            self._lock.release()
+            if owner == key:
+                return offset, tokens, last
+            if first_free is None and (owner == 0 or now - last > IDLE_SECONDS):
+                first_free = offset
+        if first_free is not None:
+            return first_free, rate, now
+        offset = (key % self.slots) * _SLOT.size  # all taken: share the home slot, keeping its tokens
+        _, tokens, last = _SLOT.unpack_from(self._memory, offset)
+        return offset, tokens, last
 
 
 def retry_after_header(seconds: float) -> str:

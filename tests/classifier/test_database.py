@@ -34,11 +34,29 @@ def test_migrations_go_down_and_up_again_keeping_nothing_half_done(database_url)
 
 @pytest.mark.parametrize("url, message", [
     ("mysql://root@localhost/x", "unsupported database 'mysql'"),
-    ("not a url", "cannot parse database URL"),
+    ("not a url", "cannot use database URL"),
 ])
 def test_bad_urls_are_one_clear_error(url, message):
     with pytest.raises(StoreError, match=message):
         normalise_url(url)
+
+
+def test_a_missing_driver_is_one_clear_error():
+    from classifier.database import create_engine
+
+    with pytest.raises(StoreError, match="driver for postgresql.psycopg2 is not installed|cannot use database URL"):
+        create_engine("postgresql+psycopg2://u@h/db")
+
+
+def test_a_database_from_a_newer_postsieve_is_one_clear_error(tmp_path):
+    import sqlalchemy as sa
+
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    db.upgrade()
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StoreError, match="migrated by a newer postsieve"):
+        db.upgrade()
 
 
 def test_plain_postgresql_urls_use_psycopg3():

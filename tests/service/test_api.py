@@ -136,12 +136,14 @@ def test_feedback_is_stored_idempotently(client, make_key, app):
     assert first.get_json()["source"] == "forum"  # the key's name
 
 
-def test_feedback_takes_its_source_and_needs_only_the_body(client, make_key, app):
-    r = client.post("/v1/feedback", json={"id": 9, "body": "Buy cheap pills at medsnow.shop", "label": "spam",
-                                          "source": "forum-b"}, headers=bearer(make_key("feedback")))
-    assert r.status_code == 201 and r.get_json()["source"] == "forum-b"
+def test_feedback_needs_only_the_body_and_its_source_is_the_key(client, make_key, app):
+    label = {"id": 9, "body": "Buy cheap pills at medsnow.shop", "label": "spam", "source": "forum-b"}
+    r = client.post("/v1/feedback", json=label, headers=bearer(make_key("feedback")))
+    assert r.status_code == 201 and r.get_json()["source"] == "forum"  # not forum-b: no writing as another forum
     [stored] = app.extensions["postsieve.feedback"].latest()
-    assert stored.post.title == "" and stored.post.id == "9"
+    assert stored.post.title == "" and stored.post.id == "9" and stored.source == "forum"
+    hosted = client.post("/v1/feedback", json=label, headers=bearer(make_key("admin", name="host")))
+    assert hosted.get_json()["source"] == "forum-b"  # a multi-forum host's admin key may name the forum
 
 
 @pytest.mark.parametrize("payload, message", [
@@ -168,13 +170,20 @@ def test_metrics_count_requests_decisions_and_model_version(client):
     assert f'postsieve_model_info{{version="{version}"}} 1.0' in text
 
 
-def test_not_ready_when_the_database_is_gone(app, client):
-    from classifier.database import Database
+def test_a_lost_database_is_a_503_everywhere_never_a_500(app, client, make_key):
+    from classifier.database import normalise_url
 
+    key = bearer(make_key("admin"))
     assert client.get("/readyz").status_code == 200
-    app.extensions["postsieve.database"] = Database("postgresql://postgres@127.0.0.1:1/none?connect_timeout=2")
-    body = assert_error_shape(client.get("/readyz"), 503)
-    assert "database unreachable" in body["error"]
+    database = app.extensions["postsieve.database"]  # the one object every store shares
+    database.url = normalise_url("postgresql://postgres@127.0.0.1:1/none?connect_timeout=2")
+    database.dispose()
+    app.extensions["postsieve.keys"].ttl = 0
+    assert "database unreachable" in assert_error_shape(client.get("/readyz"), 503)["error"]
+    assert_error_shape(client.post("/v1/classify", json=POST, headers=key), 503)
+    assert_error_shape(client.post("/v1/feedback", json=dict(POST, label="ok"), headers=key), 503)
+    assert_error_shape(client.post("/1.1/verify-key", data={"key": key["Authorization"][7:]}), 503)
+    assert_error_shape(client.get("/v1/stats", headers=key), 503)
 
 
 @pytest.mark.parametrize("config, message", [

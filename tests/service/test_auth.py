@@ -96,6 +96,15 @@ def test_buckets_refill_over_time():
     assert limiter.hit(1, 60) == 0.0
 
 
+def test_keys_that_share_a_home_slot_are_both_limited():
+    limiter = RateLimiter(slots=4)
+    assert limiter.hit(1, 1) == 0.0 and limiter.hit(5, 1) == 0.0  # 5 probes on to a free slot
+    assert limiter.hit(1, 1) > 0 and limiter.hit(5, 1) > 0
+    crowded = RateLimiter(slots=2)  # fewer slots than keys: they share, and are limited together
+    assert crowded.hit(1, 2) == 0.0 and crowded.hit(2, 2) == 0.0
+    assert crowded.hit(3, 2) == 0.0 and crowded.hit(3, 2) > 0
+
+
 def test_buckets_are_shared_with_forked_workers():
     import os
 

@@ -44,8 +44,12 @@ FORM_ENDPOINTS = ["/1.1/comment-check", "/1.1/submit-spam", "/1.1/submit-ham", "
 
 
 @pytest.fixture()
-def env(app, make_key):
-    key = make_key("admin")
+def env(make_app, database_url):
+    """An app on each database backend (SQLite file, PostgreSQL schema), with a label already stored."""
+    from service.keys import KeyStore
+
+    app = make_app(OPEN_CLASSIFY=True, DATABASE_URL=database_url)
+    key = KeyStore(app.extensions["postsieve.database"]).create("forum", ["admin"])[0]
     client = app.test_client()
     stored = client.post("/v1/feedback", json={"id": "keep-me", "title": "", "body": "Honest question about Fiji.",
                                                "label": "ok"}, headers=bearer(key))
@@ -84,6 +88,22 @@ def test_hostile_text_in_json_endpoints(env, path, name):
     assert response.status_code in (200, 201, 400, 413)
     if path == "/v1/classify" and response.status_code == 200 and len(TEXTS[name]) > 20_000:
         assert response.get_json()["truncated"] is True
+    assert_nothing_lost(app, client)
+
+
+@pytest.mark.parametrize("field", ["id", "source", "moderator", "note", "category"])
+@pytest.mark.parametrize("name", ["nul bytes", "lone surrogates", "control characters", "1 MiB single token"])
+def test_hostile_identifiers_are_refused_or_stored_never_garbled(env, field, name):
+    app, client, key = env
+    record = {"id": "i1", "title": "", "body": "Honest question about Fiji macros.", "label": "ok",
+              field: TEXTS[name][:1000]}
+    data = json.dumps(record)
+    for _ in range(2):  # a retry must answer the same way
+        response = client.post("/v1/feedback", data=data, content_type="application/json", headers=bearer(key))
+        assert_sane(response)
+        assert response.status_code in (200, 201, 400)
+    if response.status_code == 400:
+        assert f"{field} must" in response.get_json()["error"]
     assert_nothing_lost(app, client)
 
 
