@@ -4,9 +4,10 @@
      ├── InvalidPost            a post record is missing a field or has a wrong type
      ├── CorpusError            a labelled file cannot be read (names file and line)
      ├── NotFittedError         scoring a model that was never trained
-     └── ArtifactError          a model directory cannot be trusted or read
-          ├── ArtifactTampered        model.joblib does not match its manifest's SHA-256
-          └── ArtifactVersionMismatch saved with other library or format versions
+     ├── ArtifactError          a model directory cannot be trusted or read
+     │    ├── ArtifactTampered        model.joblib does not match its manifest's SHA-256
+     │    └── ArtifactVersionMismatch saved with other library or format versions
+     └── ActivationError        a version was not activated or rolled back to; ACTIVE is unchanged
 
 The CLI and the HTTP layer turn these into one clear line or one JSON error shape.
 """
@@ -44,3 +45,10 @@ class ArtifactTampered(ArtifactError):
 
 class ArtifactVersionMismatch(ArtifactError):
     """The artifact was saved with a different format or library version."""
+
+
+class ActivationError(ClassifierError):
+    """A version was not made active (missing, broken, nothing to roll back to); ACTIVE is unchanged.
+
+    When an artifact check refused it, that ArtifactError is the `__cause__`.
+    """
