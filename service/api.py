@@ -68,9 +68,13 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """A model is loaded and can score."""
+    """A model is loaded and can score.
+
+    `last_error` says why the version ACTIVE names was refused (tampered, broken, built with
+    other libraries) while this worker keeps serving `model_version`; null when none was.
+    """
     try:
         model = registry().current()
     except ArtifactError as exc:
         raise APIError(503, f"not ready: {exc}") from None
-    return jsonify({"ok": True, "model_version": model.version})
+    return jsonify({"ok": True, "model_version": model.version, "last_error": registry().last_error})
