@@ -5,8 +5,8 @@ No web framework in here: `service` builds the HTTP layer on top, `classifier.cl
 from .artifacts import load_active, load_model, save_model
 from .dataset import Corpus, Example, load_corpus
 from .decision import Thresholds, choose_thresholds, decide
-from .errors import (ActivationError, ArtifactError, ArtifactTampered, ArtifactVersionMismatch, ClassifierError, CorpusError,
-                     InvalidPost, NotFittedError)
+from .errors import (ActivationError, ArtifactError, ArtifactTampered, ArtifactVersionMismatch, ClassifierError,
+                     CorpusError, InvalidPost, NotFittedError)
 from .evaluate import evaluate
 from .model import Model
 from .registry import ModelRegistry

@@ -357,7 +357,8 @@ def show(version, models_dir, as_json):
         click.echo(f"{key + ':':<14}{value}")
 
 
-by_option = click.option("--by", default=None, help="Who is switching, for the history (default: the current user).")
+by_option = click.option("--by", default=None,
+                         help="Who is switching, for the history (default: the current user).")
 reason_option = click.option("--reason", default=None, help="Why, kept in the history.")
 
 
