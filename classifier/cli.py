@@ -333,7 +333,7 @@ def show(version, models_dir, as_json):
         click.echo(json.dumps(info, indent=2))
         return
     data = info["training_data"]
-    counts = ", ".join(f"{label} {n}" for label, n in data["label_counts"].items()) or "-"
+    counts = ", ".join(f"{label} {n}" for label, n in info["label_counts"].items()) or "-"
     lines = [
         ("version", info["version"] + ("  (active)" if info["active"] else "")),
         ("created", info["created"]),

@@ -303,10 +303,10 @@ def describe(models_dir: str | Path, version: str | None = None) -> dict:
     manifest = artifacts.read_manifest(_check_version_dir(models_dir, version))
     metrics = manifest.get("metrics") if isinstance(manifest.get("metrics"), dict) else {}
     data = manifest.get("training_data") if isinstance(manifest.get("training_data"), dict) else {}
+    files = manifest.get("corpus_files") if isinstance(manifest.get("corpus_files"), list) else []
     return {
-        **_summary(manifest, active),
-        "training_data": {"sha256": data.get("sha256"), "label_counts": data.get("label_counts") or {},
-                          "files": manifest.get("corpus_files") or []},
+        **_summary(manifest, active),  # the fields `list` shows, label counts among them
+        "training_data": {"sha256": data.get("sha256"), "files": [str(f) for f in files]},
         "metrics": {key: _number(metrics.get(key)) for key in KEY_METRICS if _number(metrics.get(key)) is not None},
         "thresholds": manifest["thresholds"],
         "libraries": manifest["libraries"],
