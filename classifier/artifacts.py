@@ -216,26 +216,60 @@ def list_versions(models_dir: str | Path) -> list[dict]:
 
 def active_version(models_dir: str | Path) -> str | None:
     """The active version id: the ACTIVE file, else the newest version, else None."""
-    models_dir = Path(models_dir)
-    pointer = models_dir / ACTIVE_FILE
-    if pointer.exists():
-        try:
-            name = pointer.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ArtifactError(f"cannot read {pointer}: {exc}") from None
-        if name:
-            return name
+    name = read_pointer(models_dir)
+    if name:
+        return name
     versions = list_versions(models_dir)
     return versions[-1]["version"] if versions else None
 
 
+def read_pointer(models_dir: str | Path) -> str | None:
+    """The version the ACTIVE file names, or None when there is no (or an empty) ACTIVE file."""
+    pointer = Path(models_dir) / ACTIVE_FILE
+    try:
+        return pointer.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"cannot read {pointer}: {exc}") from None
+
+
 def set_active(models_dir: str | Path, version: str) -> None:
-    """Point ACTIVE at `version` atomically (the version must exist and load cleanly)."""
+    """Point ACTIVE at `version` atomically (the version must exist and load cleanly).
+
+    This is the bare pointer switch; `versions.activate` wraps it with a lock and records who
+    switched what in the history, and is what the CLI and training use.
+    """
     models_dir = Path(models_dir)
     load_model(models_dir / version)  # refuse to activate a broken or tampered artifact
-    tmp = models_dir / f".{ACTIVE_FILE}.tmp"
-    tmp.write_text(version + "\n")
-    os.replace(tmp, models_dir / ACTIVE_FILE)
+    # A uniquely named temporary file, so two writers never share one; fsync before the rename
+    # and of the directory after it, so a crash leaves either the old or the new pointer.
+    fd, tmp = tempfile.mkstemp(prefix=f".{ACTIVE_FILE}.", dir=models_dir)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it owner-only; servers may run as another user
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(version + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, models_dir / ACTIVE_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(models_dir)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (where the platform allows opening a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_path(path: str | Path) -> Model:

@@ -1,4 +1,4 @@
-"""The `postsieve` command line: train, evaluate, classify, score.
+"""The `postsieve` command line: train, evaluate, classify, score, models.
 
 Each command parses its options, calls one library function and turns library errors into one
 clear line (click.ClickException) with a non-zero exit. `service.cli` adds `serve`.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from . import artifacts, scoring, workflow
+from . import artifacts, scoring, versions, workflow
 from .dataset import FieldMap, file_format, load_corpus
 from .errors import ClassifierError, InvalidPost
 from .evaluate import evaluate, format_report
@@ -243,6 +243,172 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
 def _live_counts(summary) -> str:
     return (f"{summary.scored} posts, {summary.rate():.0f}/s " +
             " ".join(f"{d}={summary.decisions.get(d, 0)}" for d in DECISIONS))
+
+
+models_dir_option = click.option(
+    "--dir", "models_dir", type=click.Path(file_okay=False), default=None,
+    help="Models directory (default: $POSTSIEVE_MODEL_DIR, else <data dir>/models).")
+
+
+def _models_dir(models_dir: str | None) -> Path:
+    return Path(models_dir) if models_dir else workflow.models_dir()
+
+
+@cli.group()
+def models():
+    """List, inspect, activate and roll back model versions.
+
+    A running server picks up the newly active version within MODEL_CHECK_INTERVAL seconds
+    (default 2), in every worker, without a restart. Switches are recorded in history.jsonl
+    in the models directory (docs/models.md).
+
+    Example:
+
+    \b
+        postsieve models list
+        postsieve models show
+        postsieve models activate 20261126-030243-347fc736 --reason "more spam recall"
+        postsieve models rollback
+    """
+
+
+_METRIC_NAMES = {"spam_roc_auc": "spam ROC-AUC", "block_precision": "block precision",
+                 "block_recall": "block recall", "spam_recall_at_1pct_fpr": "spam recall at 1% FPR",
+                 "legit_blocked_rate": "honest posts blocked", "accuracy": "accuracy", "n": "posts"}
+
+
+def _metric(value, width: int) -> str:
+    return f"{value:<{width}.3f}" if value is not None else f"{'-':<{width}}"
+
+
+@models.command(name="list")
+@models_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+def list_command(models_dir, as_json):
+    """List the versions, newest first; '*' marks the active one.
+
+    Shows the label counts the version was trained on and its held-out spam ROC-AUC and block
+    precision.
+
+    Example:
+
+        postsieve models list --dir var/models
+    """
+    directory = _models_dir(models_dir)
+    try:
+        rows = versions.list_summaries(directory)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no model versions in {directory}", err=True)
+        return
+    click.echo(f"  {'VERSION':<26}{'CREATED':<27}{'SPAM AUC':<10}{'BLOCK PREC':<12}TRAINED ON")
+    for row in rows:
+        counts = ", ".join(f"{label} {n}" for label, n in row["label_counts"].items()) or "-"
+        click.echo(f"{'*' if row['active'] else ' '} {row['version']:<26}{row['created']:<27}"
+                   f"{_metric(row['spam_roc_auc'], 10)}{_metric(row['block_precision'], 12)}{counts}")
+
+
+@models.command()
+@click.argument("version", required=False)
+@models_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def show(version, models_dir, as_json):
+    """Describe one version (default: the active one): training data, metrics, thresholds, switches.
+
+    Example:
+
+    \b
+        postsieve models show
+        postsieve models show 20261126-030243-347fc736 --json
+    """
+    try:
+        info = versions.describe(_models_dir(models_dir), version)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    data = info["training_data"]
+    counts = ", ".join(f"{label} {n}" for label, n in info["label_counts"].items()) or "-"
+    lines = [
+        ("version", info["version"] + ("  (active)" if info["active"] else "")),
+        ("created", info["created"]),
+        ("parent", info["parent"] or "-"),
+        ("trained on", f"{counts}; data sha256 {str(data['sha256'])[:12]}"),
+        ("corpus files", ", ".join(data["files"]) or "-"),
+        ("held-out", ", ".join(f"{_METRIC_NAMES.get(key, key)} {value:.3f}" if isinstance(value, float)
+                               else f"{_METRIC_NAMES.get(key, key)} {value}"
+                               for key, value in info["metrics"].items()) or "-"),
+        ("thresholds", ", ".join(f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
+                                 for key, value in info["thresholds"].items())),
+        ("libraries", ", ".join(f"{name} {v}" for name, v in info["libraries"].items())),
+        ("model sha256", info["model_sha256"]),
+    ]
+    if info["library_problems"]:
+        lines.append(("cannot load", "this process has other libraries: " + "; ".join(info["library_problems"])))
+    for entry in info["history"]:
+        lines.append(("history", f"{entry['at']} {entry['action']} {entry['from'] or '-'} -> {entry['to']} "
+                                 f"by {entry['by']}" + (f" ({entry['reason']})" if entry["reason"] else "")))
+    for key, value in lines:
+        click.echo(f"{key + ':':<14}{value}")
+
+
+by_option = click.option("--by", default=None,
+                         help="Who is switching, for the history (default: the current user).")
+reason_option = click.option("--reason", default=None, help="Why, kept in the history.")
+
+
+@models.command()
+@click.argument("version")
+@models_dir_option
+@by_option
+@reason_option
+def activate(version, models_dir, by, reason):
+    """Make VERSION the active model, after checking that it loads.
+
+    The version's file hash, library versions and pickle are checked first; a missing, broken
+    or tampered version is refused and ACTIVE stays as it was.
+
+    Example:
+
+        postsieve models activate 20261126-030243-347fc736 --reason "retrained with March feedback"
+    """
+    try:
+        entry = versions.activate(_models_dir(models_dir), version, by=by, reason=reason)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    if entry is None:
+        click.echo(f"{version} is already active")
+    else:
+        click.echo(f"activated {entry.to_version} (was {entry.from_version or 'none'}); "
+                   f"servers switch within their MODEL_CHECK_INTERVAL")
+
+
+@models.command()
+@models_dir_option
+@by_option
+@reason_option
+def rollback(models_dir, by, reason):
+    """Re-activate the version that was active before the current one.
+
+    Reads the history in the models directory; each rollback goes one version further back.
+    The version is checked like `activate` does.
+
+    Example:
+
+        postsieve models rollback --reason "too many honest posts blocked"
+    """
+    try:
+        entry = versions.rollback(_models_dir(models_dir), by=by, reason=reason)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"rolled back to {entry.to_version} (was {entry.from_version or 'none'}); "
+               f"servers switch within their MODEL_CHECK_INTERVAL")
+
 
 # The retraining commands register themselves on `cli` (imported last: they import `cli`).
 from . import cli_retrain  # noqa: E402,F401

@@ -8,7 +8,8 @@
      │    ├── ArtifactTampered        model.joblib does not match its manifest's SHA-256
      │    └── ArtifactVersionMismatch saved with other library or format versions
      ├── StoreError             the feedback database cannot be reached, migrated or written
-     └── InvalidFeedback        a moderator's label that cannot be stored
+     ├── InvalidFeedback        a moderator's label that cannot be stored
+     └── ActivationError        a version was not activated or rolled back to; ACTIVE is unchanged
 
 The CLI and the HTTP layer turn these into one clear line or one JSON error shape.
 """
@@ -54,3 +55,10 @@ class StoreError(ClassifierError):
 
 class InvalidFeedback(ClassifierError, ValueError):
     """A moderator's label that cannot be stored (unknown label, missing post text)."""
+
+
+class ActivationError(ClassifierError):
+    """A version was not made active (missing, broken, nothing to roll back to); ACTIVE is unchanged.
+
+    When an artifact check refused it, that ArtifactError is the `__cause__`.
+    """

@@ -7,6 +7,7 @@ is refused while the current model keeps serving.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -18,15 +19,24 @@ from .model import Model
 #: Seconds before a version that failed to load is tried again (it may have been mid-copy).
 RETRY_FAILED_AFTER = 30.0
 
+log = logging.getLogger(__name__)
+
 
 class ModelRegistry:
-    """The active model of one models directory, re-checked at most every `check_interval` s."""
+    """The active model of one models directory, re-checked at most every `check_interval` s.
+
+    The check happens inside `current()`, so a server needs no thread of its own: under
+    `gunicorn --preload` each forked worker holds its own copy of this object, and its first
+    request after `check_interval` seconds reads ACTIVE and, if it changed, loads the new
+    version completely before answering with it.
+    """
 
     def __init__(self, models_dir: str | Path, *, check_interval: float = 2.0):
         self.models_dir = Path(models_dir)
         self.check_interval = check_interval
         self._lock = threading.Lock()
         self._model: Model | None = None
+        self._name: str | None = None  # the directory name ACTIVE gave for the model held
         self._checked_at = 0.0
         self.last_error: str | None = None
         self._failed: str | None = None
@@ -61,8 +71,12 @@ class ModelRegistry:
             except (ArtifactError, OSError) as exc:
                 self.last_error = str(exc)
                 return False
-            current = self._model
-            if wanted is None or (current is not None and current.version == wanted):
+            if wanted is None:
+                return False
+            if self._model is not None and wanted == self._name:
+                # ACTIVE names the model held (again, perhaps after pointing at a broken one):
+                # nothing to load, and an earlier refusal is no longer news.
+                self.last_error, self._failed = None, None
                 return False
             if wanted == self._failed and time.monotonic() - self._failed_at < RETRY_FAILED_AFTER:
                 return False
@@ -71,9 +85,11 @@ class ModelRegistry:
             except Exception as exc:  # any broken artifact is refused; the current model keeps serving
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._failed, self._failed_at = wanted, time.monotonic()
+                held = self._model.version if self._model is not None else "none"
+                log.warning("refused model %s (still serving %s): %s", wanted, held, self.last_error)
                 return False
             with self._lock:
-                self._model, self.last_error, self._failed = model, None, None
+                self._model, self._name, self.last_error, self._failed = model, wanted, None, None
             return True
         finally:
             self._load_lock.release()

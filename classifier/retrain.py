@@ -14,15 +14,13 @@ corpus post (default 3): the forum knows its own spam and its own topic best.
 from __future__ import annotations
 
 import fcntl
-import getpass
 import hashlib
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import artifacts
+from . import artifacts, versions
 from .dataset import Example, load_corpus
 from .errors import ArtifactError, ClassifierError
 from .feedback import FeedbackStore, StoredLabel
@@ -194,7 +192,8 @@ def _retrain_locked(models_dir: Path, store: FeedbackStore, corpus_paths, option
     say(f"saved candidate {path.name}")
     bt = backtest(candidate, active, labels) if active else None
     if promote:
-        artifacts.set_active(models_dir, path.name)
+        reason = "retrain: gate passed" if gate["passed"] else "retrain: forced past a failed gate"
+        versions.activate(models_dir, path.name, by=who, reason=reason, action="retrain")
         say(f"promoted {path.name}" + (" (forced past a failed gate)" if gate["forced"] else ""))
     else:
         say(f"{path.name} stays inactive: " + ("; ".join(gate["failures"]) or "--no-promote"))
@@ -210,7 +209,4 @@ def _active_or_none(models_dir: Path, say) -> Model | None:
 
 
 def _whoami() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return f"uid {os.getuid()}"
+    return versions.current_user()

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from . import artifacts, database
+from . import artifacts, database, versions
 from .errors import ArtifactVersionMismatch
 from .dataset import bundled_corpus_dir, load_corpus
 from .model import Model
@@ -52,7 +52,11 @@ def default_corpus() -> list[Path]:
 def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
                    params: TrainParams = TrainParams(), progress: Progress | None = None,
                    activate: bool = True, extra: dict | None = None) -> Path:
-    """Read a corpus, train, save a new version under `out_dir` and (by default) activate it."""
+    """Read a corpus, train, save a new version under `out_dir` and (by default) activate it.
+
+    The activation is recorded in the models directory's history (action "train"), so that
+    `postsieve models rollback` can return to the version that was active before.
+    """
     say = progress or (lambda message: None)
     corpus = load_corpus(corpus_paths)
     say(f"read {len(corpus.examples)} labelled posts from {len(corpus.files)} file(s)")
@@ -63,7 +67,7 @@ def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
         extra={"augmented_counts": result.augmented_counts, "corpus_files": [Path(f).name for f in corpus.files],
                **(extra or {})})
     if activate:
-        artifacts.set_active(out_dir, path.name)
+        versions.activate(out_dir, path.name, action="train")
     say(f"saved model {path.name} in {out_dir}")
     return path
 

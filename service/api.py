@@ -172,7 +172,11 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """A model is loaded and the database answers."""
+    """A model is loaded and the database answers.
+
+    `last_error` says why the version ACTIVE names was refused (tampered, broken, built with
+    other libraries) while this worker keeps serving `model_version`; null when none was.
+    """
     try:
         model = ext("registry").current()
     except ArtifactError as exc:
@@ -181,7 +185,7 @@ def readyz():
         ext("database").ping()
     except StoreError as exc:
         raise APIError(503, f"not ready: {exc}") from None
-    return jsonify({"ok": True, "model_version": model.version})
+    return jsonify({"ok": True, "model_version": model.version, "last_error": ext("registry").last_error})
 
 
 @bp.get("/metrics")

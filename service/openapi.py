@@ -141,8 +141,11 @@ SCHEMAS = {
                            "error": {"type": ["string", "null"]}, "created": {"type": "string"},
                            "updated": {"type": "string"}}},
     "Health": {"type": "object", "required": ["ok"], "properties": {"ok": {"const": True}}},
-    "Ready": {"type": "object", "required": ["ok", "model_version"],
-              "properties": {"ok": {"const": True}, "model_version": {"type": "string"}}},
+    "Ready": {"type": "object", "required": ["ok", "model_version", "last_error"],
+              "properties": {"ok": {"const": True}, "model_version": {"type": "string"},
+                             "last_error": {"type": ["string", "null"],
+                                            "description": "Why the version ACTIVE names was refused while "
+                                                           "this worker keeps serving model_version."}}},
     "Error": {
         "type": "object", "required": ["ok", "error", "errors", "status"], "additionalProperties": False,
         "properties": {"ok": {"const": False}, "error": {"type": "string"},

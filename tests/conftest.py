@@ -66,11 +66,16 @@ def tiny_examples() -> list[Example]:
     return out
 
 
-def save_for_test(model, root):
-    """Save a model as a version under `root` with placeholder training facts."""
+def save_for_test(model, root, created=None):
+    """Save a model as a version under `root` with placeholder training facts.
+
+    Pass distinct `created` datetimes to save several versions of one model without waiting
+    (version ids carry the creation second).
+    """
     from classifier import artifacts
 
-    return artifacts.save_model(model, root, data_sha256="0" * 64, label_counts={}, metrics={}, params={})
+    return artifacts.save_model(model, root, data_sha256="0" * 64, label_counts={}, metrics={}, params={},
+                                created=created)
 
 
 @pytest.fixture(scope="session")

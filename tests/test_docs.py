@@ -27,6 +27,12 @@ def test_every_command_has_help_with_an_example(name, command):
     assert command.help and "Example:" in command.help, f"{name} needs help text with an Example: block"
 
 
+@pytest.mark.parametrize("name", sorted(cli.commands["models"].commands))
+def test_every_models_subcommand_has_help_with_an_example(name):
+    command = cli.commands["models"].commands[name]
+    assert command.help and "Example:" in command.help, f"models {name} needs help text with an Example: block"
+
+
 def test_exported_members_match_all():
     public = {n for n in dir(classifier) if not n.startswith("_")}
     modules = {n for n in public if type(getattr(classifier, n)).__name__ == "module"}

@@ -71,3 +71,54 @@ def test_registry_unreadable_pointer(tiny_model, tmp_path):
     registry.current()
     (tmp_path / "ACTIVE").write_bytes(b"\xff\xfe\x00bad")
     assert registry.current().version == first.name
+
+
+def _two_versions(tiny_model, root):
+    from datetime import datetime, timezone
+
+    return [save(tiny_model, root, created=datetime(2026, 1, 1, 0, m, tzinfo=timezone.utc)).name for m in (1, 2)]
+
+
+def test_registry_honours_the_check_interval(tiny_model, tmp_path):
+    v1, v2 = _two_versions(tiny_model, tmp_path)
+    artifacts.set_active(tmp_path, v1)
+    registry = ModelRegistry(tmp_path, check_interval=3600)
+    assert registry.current().version == v1
+    artifacts.set_active(tmp_path, v2)
+    assert registry.current().version == v1  # not re-checked before the interval is up
+    assert registry.reload_if_changed() is True
+    assert registry.current().version == v2
+
+
+def test_registry_refusal_is_logged_and_cleared_when_active_points_back(tiny_model, tmp_path, caplog):
+    v1, v2 = _two_versions(tiny_model, tmp_path)
+    artifacts.set_active(tmp_path, v1)
+    registry = ModelRegistry(tmp_path, check_interval=0)
+    registry.current()
+    with open(tmp_path / v2 / "model.joblib", "ab") as f:
+        f.write(b"\0")
+    (tmp_path / "ACTIVE").write_text(v2)
+    with caplog.at_level("WARNING", logger="classifier.registry"):
+        assert registry.current().version == v1
+    assert "ArtifactTampered" in registry.last_error and v2 in registry.last_error
+    assert f"refused model {v2} (still serving {v1})" in caplog.text
+    (tmp_path / "ACTIVE").write_text(v1)
+    assert registry.current().version == v1
+    assert registry.last_error is None
+
+
+def test_registry_loads_a_renamed_version_directory_once(tiny_model, tmp_path, monkeypatch):
+    """ACTIVE naming a copy whose model carries another version id must not reload on every check."""
+    import shutil
+
+    (v1,) = _two_versions(tiny_model, tmp_path)[:1]
+    shutil.copytree(tmp_path / v1, tmp_path / "renamed")
+    (tmp_path / "ACTIVE").write_text("renamed")
+    registry = ModelRegistry(tmp_path, check_interval=0)
+    assert registry.current().version == v1
+    loads = []
+    real_load = artifacts.load_model
+    monkeypatch.setattr(artifacts, "load_model", lambda path: loads.append(path) or real_load(path))
+    for _ in range(3):
+        registry.current()
+    assert loads == []
