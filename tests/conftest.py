@@ -12,6 +12,15 @@ from classifier.workflow import train_and_save
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+def pytest_configure(config):
+    """Tests never touch a real data directory or database: a throwaway one for the session."""
+    import tempfile
+
+    os.environ["POSTSIEVE_DATA_DIR"] = tempfile.mkdtemp(prefix="postsieve-tests-")
+    for name in ("POSTSIEVE_DATABASE_URL", "POSTSIEVE_MODEL_DIR", "POSTSIEVE_OPEN_CLASSIFY", "POSTSIEVE_CORPUS"):
+        os.environ.pop(name, None)
+
 CATS = ["3D Segmentation", "Cell Tracking", "Fiji / ImageJ"]
 
 OK_POSTS = [
