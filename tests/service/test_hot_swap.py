@@ -53,7 +53,8 @@ def point_active(root: Path, version: str) -> None:
 def test_app_serves_the_newly_activated_version(tiny_model, tmp_path):
     v1, v2 = two_versions(tiny_model, tmp_path)
     versions.activate(tmp_path, v1)
-    client = create_app({"TESTING": True, "MODEL_DIR": str(tmp_path), "MODEL_CHECK_INTERVAL": 0}).test_client()
+    client = create_app({"TESTING": True, "MODEL_DIR": str(tmp_path), "MODEL_CHECK_INTERVAL": 0, "OPEN_CLASSIFY": True,
+                         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}).test_client()
     post = {"id": 1, "title": "", "body": "Thanks, that fixed it."}
     assert client.post("/v1/classify", json=post).get_json()["model_version"] == v1
     versions.activate(tmp_path, v2)
@@ -64,7 +65,8 @@ def test_app_serves_the_newly_activated_version(tiny_model, tmp_path):
 def test_readyz_reports_a_refused_version_while_the_old_one_serves(tiny_model, tmp_path):
     v1, v2 = two_versions(tiny_model, tmp_path)
     versions.activate(tmp_path, v1)
-    client = create_app({"TESTING": True, "MODEL_DIR": str(tmp_path), "MODEL_CHECK_INTERVAL": 0}).test_client()
+    client = create_app({"TESTING": True, "MODEL_DIR": str(tmp_path), "MODEL_CHECK_INTERVAL": 0, "OPEN_CLASSIFY": True,
+                         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}).test_client()
     flip_a_byte(tmp_path / v2 / "model.joblib")
     point_active(tmp_path, v2)
     r = client.post("/v1/classify", json={"id": 1, "title": "", "body": "hello"})
@@ -230,7 +232,7 @@ def test_activation_and_rollback_under_load_fail_no_request(default_models_dir, 
     url = f"http://127.0.0.1:{port}"
     access_log, server_err = tmp_path / "access.log", tmp_path / "server.err"
     env = {**os.environ, "POSTSIEVE_MODEL_DIR": str(root), "POSTSIEVE_MODEL_CHECK_INTERVAL": "0.5",
-           "POSTSIEVE_OPEN_CLASSIFY": "true",
+           "POSTSIEVE_OPEN_CLASSIFY": "true", "POSTSIEVE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
            # The worker's pid and the request line (with ?n=) in the access log.
            "GUNICORN_CMD_ARGS": "--access-logformat '%(p)s %(r)s %(s)s'"}
     with open(access_log, "w") as out, open(server_err, "w") as err:
