@@ -13,9 +13,9 @@ serve:
 test:
 	./run test $(ARGS)
 
-# Unit tests only (skips tests that need the trained default model or a real server).
+# Unit tests only (skips tests that need the trained default model, a real server or a notebook kernel).
 test-fast:
-	./run test -m "not behaviour and not e2e" $(ARGS)
+	./run test -m "not behaviour and not e2e and not notebooks" $(ARGS)
 
 bench: install
 	mkdir -p var

@@ -35,6 +35,36 @@ def recall_at_fpr(y_true, scores, max_fpr: float) -> float:
     return float(tpr[ok].max()) if ok.any() else 0.0
 
 
+def precision_recall_at(y_true, scores, cutoffs) -> list[dict]:
+    """Precision and recall of "flag every post scoring at or above the cut-off", per cut-off.
+
+    The same rule `decide` applies, so the rows say what a threshold would do on these posts.
+    Precision is None where nothing is flagged, recall None when there are no positives.
+
+    Parameters
+    ----------
+    y_true : sequence of bool, True for the positive label
+    scores : that label's probabilities, same length
+    cutoffs : the thresholds to tabulate, in the order wanted
+
+    Returns
+    -------
+    list of dict with keys ``cutoff``, ``flagged``, ``true_positives``, ``precision``, ``recall``
+    """
+    y_true = np.asarray(y_true, dtype=bool)
+    scores = np.asarray(scores, dtype=float)
+    if y_true.shape != scores.shape:
+        raise ValueError(f"y_true and scores must have the same length, got {len(y_true)} and {len(scores)}")
+    positives = int(y_true.sum())
+    rows = []
+    for cutoff in cutoffs:
+        flagged = scores >= cutoff
+        n, tp = int(flagged.sum()), int((flagged & y_true).sum())
+        rows.append({"cutoff": float(cutoff), "flagged": n, "true_positives": tp,
+                     "precision": tp / n if n else None, "recall": tp / positives if positives else None})
+    return rows
+
+
 def expected_calibration_error(y_true, scores, bins: int = 10) -> float:
     """Mean gap between predicted probability and observed frequency, over equal-width bins."""
     y_true = np.asarray(y_true, dtype=float)
