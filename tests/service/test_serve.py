@@ -53,8 +53,10 @@ def run_cli(env, *args):
 def env(tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     save_for_test(tiny_model, root / "models")
+    (root / "metrics").mkdir()
     return {**os.environ, "POSTSIEVE_MODEL_DIR": str(root / "models"), "POSTSIEVE_DATA_DIR": str(root),
-            "POSTSIEVE_DATABASE_URL": f"sqlite:///{root / 'postsieve.db'}", "POSTSIEVE_OPEN_CLASSIFY": "false"}
+            "POSTSIEVE_DATABASE_URL": f"sqlite:///{root / 'postsieve.db'}", "POSTSIEVE_OPEN_CLASSIFY": "false",
+            "PROMETHEUS_MULTIPROC_DIR": str(root / "metrics")}
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +119,18 @@ def test_revoked_key_is_refused_by_the_running_server(env, server):
     assert statuses == {401}
 
 
-def test_metrics_add_up_across_workers(server, key):
+def test_metrics_add_up_across_workers(env, server, key):
+    from concurrent.futures import ThreadPoolExecutor
+
     before = scrape(server)
-    for _ in range(20):
-        assert post_json(server + "/v1/classify", SPAM, key)[0] == 200
+    with ThreadPoolExecutor(4) as pool:  # concurrent, so both workers answer some
+        statuses = list(pool.map(lambda _: post_json(server + "/v1/classify", SPAM, key)[0], range(40)))
+    assert statuses == [200] * 40
+    counter_files = list(Path(env["PROMETHEUS_MULTIPROC_DIR"]).glob("counter_*.db"))
+    assert len(counter_files) >= 2, counter_files  # more than one worker counted ...
     after = scrape(server)
     name = 'postsieve_http_requests_total{endpoint="/v1/classify",method="POST",status="200"}'
-    assert after[name] - before.get(name, 0) == 20
+    assert after[name] - before.get(name, 0) == 40  # ... and one scrape, from either worker, sums them
     assert any(k.startswith("postsieve_model_info{") and v == 1 for k, v in after.items())
 
 
