@@ -52,7 +52,11 @@ def default_corpus() -> list[Path]:
 def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
                    params: TrainParams = TrainParams(), progress: Progress | None = None,
                    activate: bool = True, extra: dict | None = None) -> Path:
-    """Read a corpus, train, save a new version under `out_dir` and (by default) activate it."""
+    """Read a corpus, train, save a new version under `out_dir` and (by default) activate it.
+
+    The version directory also gets the out-of-fold scores the thresholds were chosen on
+    (heldout.npz).
+    """
     say = progress or (lambda message: None)
     corpus = load_corpus(corpus_paths)
     say(f"read {len(corpus.examples)} labelled posts from {len(corpus.files)} file(s)")
@@ -62,6 +66,7 @@ def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
         metrics=result.report, params=params.to_dict(),
         extra={"augmented_counts": result.augmented_counts, "corpus_files": [Path(f).name for f in corpus.files],
                **(extra or {})})
+    artifacts.save_heldout(path, result.y, result.oof)
     if activate:
         artifacts.set_active(out_dir, path.name)
     say(f"saved model {path.name} in {out_dir}")
