@@ -9,12 +9,13 @@ Layout under a models directory::
         manifest.json              version, created, library versions, data hash and label counts,
                                    thresholds, held-out metrics, SHA-256 of model.joblib
         heldout.npz                out-of-fold labels and probabilities the thresholds were chosen on
+        report.html                the training report (classifier.report), rebuilt from heldout.npz
 
 joblib files are pickles, and unpickling runs code: `load_model` reads the manifest first, checks
 the SHA-256 of model.joblib against it and the library versions against this process, and only
 then unpickles. A version directory appears only complete (written to a temporary directory, then
-renamed). heldout.npz is added after the rename and is not hashed: it cannot change what the
-model decides, and it is plain arrays, read without unpickling.
+renamed). heldout.npz and report.html are added after the rename and are not hashed: neither can
+change what the model decides, and heldout.npz is plain arrays, read without unpickling.
 """
 from __future__ import annotations
 
