@@ -8,11 +8,14 @@ Layout under a models directory::
         model.joblib               the pickled Model
         manifest.json              version, created, library versions, data hash and label counts,
                                    thresholds, held-out metrics, SHA-256 of model.joblib
+        heldout.npz                out-of-fold labels and probabilities the thresholds were chosen on
+        report.html                the training report (classifier.report), rebuilt from heldout.npz
 
 joblib files are pickles, and unpickling runs code: `load_model` reads the manifest first, checks
 the SHA-256 of model.joblib against it and the library versions against this process, and only
 then unpickles. A version directory appears only complete (written to a temporary directory, then
-renamed).
+renamed). heldout.npz and report.html are added after the rename and are not hashed: neither can
+change what the model decides, and heldout.npz is plain arrays, read without unpickling.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import os
 import platform
 import shutil
 import tempfile
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,6 +43,7 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 ACTIVE_FILE = "ACTIVE"
+HELDOUT_FILE = "heldout.npz"
 
 
 def library_versions() -> dict[str, str]:
@@ -124,6 +129,33 @@ def save_model(model: Model, models_dir: str | Path, *, data_sha256: str, label_
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_heldout(version_dir: str | Path, y_true, probabilities) -> Path:
+    """Store the out-of-fold labels and probabilities of a version, so its report can be rebuilt
+    and a later candidate compared with it, without retraining."""
+    y_true = numpy.asarray(y_true, dtype=str)
+    probabilities = numpy.asarray(probabilities, dtype=float)
+    if probabilities.ndim != 2 or probabilities.shape[0] != len(y_true):
+        raise ValueError(f"probabilities must have shape ({len(y_true)}, k), got {probabilities.shape}")
+    path = Path(version_dir) / HELDOUT_FILE
+    tmp = path.with_name(f".{HELDOUT_FILE}.tmp")
+    with open(tmp, "wb") as f:
+        numpy.savez_compressed(f, y=y_true, probabilities=probabilities)
+    os.replace(tmp, path)
+    return path
+
+
+def load_heldout(version_dir: str | Path) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """The (labels, probabilities) saved by `save_heldout` (ArtifactError if absent or unreadable)."""
+    path = Path(version_dir) / HELDOUT_FILE
+    try:
+        with numpy.load(path, allow_pickle=False) as data:
+            return data["y"], data["probabilities"]
+    except FileNotFoundError:
+        raise ArtifactError(f"{version_dir}: {HELDOUT_FILE} is missing") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from None
 
 
 def _jsonable(value):

@@ -1,4 +1,4 @@
-"""The `postsieve` command line: train, evaluate, classify, score, models.
+"""The `postsieve` command line: train, evaluate, classify, score, report, models.
 
 Each command parses its options, calls one library function and turns library errors into one
 clear line (click.ClickException) with a non-zero exit. `service.cli` adds `serve`.
@@ -9,6 +9,7 @@ import errno
 import json
 import sys
 import time
+import webbrowser
 from pathlib import Path
 
 import click
@@ -18,6 +19,7 @@ from .dataset import FieldMap, file_format, load_corpus
 from .errors import ClassifierError, InvalidPost
 from .evaluate import evaluate, format_report
 from .model import Model
+from .report import report_for_version, report_path
 from .train import TrainParams
 from .types import DECISIONS, LABELS, Post
 
@@ -79,6 +81,40 @@ def train(corpus, out_dir, seed, no_activate):
     click.echo(format_report(manifest["metrics"]))
     click.echo(f"\nthresholds: {json.dumps(manifest['thresholds'])}")
     click.echo(f"model {manifest['version']} written to {path} in {time.perf_counter() - started:.1f} s")
+    click.echo(f"report: {report_path(path)}")
+
+
+@cli.command(name="report")
+@click.argument("version", required=False)
+@click.option("--dir", "models_dir", type=click.Path(file_okay=False), default=None,
+              help="Models directory holding the version (default: $POSTSIEVE_MODEL_DIR).")
+@click.option("--open", "open_it", is_flag=True, help="Also open the report in the default web browser.")
+def report_command(version, models_dir, open_it):
+    """Print the path of a model version's HTML training report.
+
+    VERSION is a version id (default: the active version). Every training run writes the report
+    (report.html in the version directory); a version that has the held-out scores but no report
+    gets one built now. Without a browser, --open just prints the path.
+
+    Example:
+
+    \b
+        postsieve report --open
+        postsieve report 20261126-030243-347fc736 --dir var/models
+    """
+    directory = Path(models_dir) if models_dir else workflow.models_dir()
+    try:
+        path = report_for_version(directory, version, progress=_progress)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(path))
+    if open_it:
+        try:
+            opened = webbrowser.open(path.resolve().as_uri())
+        except webbrowser.Error:
+            opened = False
+        if not opened:
+            _progress("no web browser could be started; open the path above")
 
 
 @cli.command(name="evaluate")

@@ -142,6 +142,8 @@ def feedback_export(path, fmt, history):
               help="Block precision the candidate may lose.")
 @click.option("--max-auc-loss", type=click.FloatRange(0, 1), default=0.02, show_default=True,
               help="Off-topic ROC-AUC the candidate may lose.")
+@click.option("--max-spam-auc-loss", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+              help="Spam ROC-AUC the candidate may lose.")
 @click.option("--min-heldout", type=click.IntRange(min=1), default=20, show_default=True,
               help="Fewest held-out labels the gate judges on.")
 @click.option("--force", is_flag=True, help="Promote even if the gate fails (recorded in the manifest).")
@@ -152,7 +154,7 @@ def feedback_export(path, fmt, history):
               help="Report progress and outcome to this job row (used by POST /v1/models/retrain).")
 @click.option("--by", "requested_by", default=None, help="Who asked for it (recorded; default: the OS user).")
 def retrain_command(models_dir, corpus, feedback_weight, holdout, max_recall_loss, max_precision_loss,
-                    max_auc_loss, min_heldout, force, no_promote, seed, as_json, job_id, requested_by):
+                    max_auc_loss, max_spam_auc_loss, min_heldout, force, no_promote, seed, as_json, job_id, requested_by):
     """Train a candidate on the corpus plus the moderators' labels, gate it against the active
     model on held-out labels, save it, and make it active only if it passed (or --force).
 
@@ -166,7 +168,8 @@ def retrain_command(models_dir, corpus, feedback_weight, holdout, max_recall_los
     options = RetrainOptions(
         feedback_weight=feedback_weight, holdout_fraction=holdout, force=force, promote=not no_promote,
         margins=GateMargins(spam_recall_at_block=max_recall_loss, block_precision=max_precision_loss,
-                            off_topic_roc_auc=max_auc_loss, min_labels=min_heldout),
+                            off_topic_roc_auc=max_auc_loss, spam_roc_auc=max_spam_auc_loss,
+                            min_labels=min_heldout),
         params=TrainParams(seed=seed), requested_by=requested_by)
     database = open_database()
     store = FeedbackStore(database)

@@ -6,7 +6,8 @@
      ├── NotFittedError         scoring a model that was never trained
      ├── ArtifactError          a model directory cannot be trusted or read
      │    ├── ArtifactTampered        model.joblib does not match its manifest's SHA-256
-     │    └── ArtifactVersionMismatch saved with other library or format versions
+     │    ├── ArtifactVersionMismatch saved with other library or format versions
+     │    └── ReportUnavailable       a version has no report and nothing to rebuild one from
      ├── StoreError             the feedback database cannot be reached, migrated or written
      ├── InvalidFeedback        a moderator's label that cannot be stored
      └── ActivationError        a version was not activated or rolled back to; ACTIVE is unchanged
@@ -47,6 +48,10 @@ class ArtifactTampered(ArtifactError):
 
 class ArtifactVersionMismatch(ArtifactError):
     """The artifact was saved with a different format or library version."""
+
+
+class ReportUnavailable(ArtifactError):
+    """A version has no training report and no held-out scores to rebuild one from."""
 
 
 class StoreError(ClassifierError):

@@ -3,7 +3,11 @@ labels neither was trained on.
 
 Both models are scored on the same held-out moderator labels, each with its own thresholds.
 The candidate fails when it loses more than a margin on any of: spam recall at the block
-threshold, precision of its blocks, off-topic ROC-AUC. A metric the held-out labels cannot
+threshold, precision of its blocks, off-topic ROC-AUC, and spam ROC-AUC. The last is not in the
+issue's list; it is there because a candidate that blocks nothing has no block precision and,
+when the active model blocked little of the held-out spam either, loses nothing on recall at
+block: a model trained on flipped labels passed the first three (measured in the flipped-label
+test) and fails on spam ROC-AUC. A metric the held-out labels cannot
 measure (no off-topic posts, say) is skipped and said so; with fewer than `min_labels`
 held-out labels the gate cannot judge and does not pass.
 """
@@ -18,7 +22,7 @@ from .decision import decide_all
 from .model import Model
 from .types import Post
 
-GATE_METRICS = ("spam_recall_at_block", "block_precision", "off_topic_roc_auc")
+GATE_METRICS = ("spam_recall_at_block", "block_precision", "off_topic_roc_auc", "spam_roc_auc")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class GateMargins:
     spam_recall_at_block: float = 0.02
     block_precision: float = 0.01
     off_topic_roc_auc: float = 0.02
+    spam_roc_auc: float = 0.02
     min_labels: int = 20
 
     def __post_init__(self):

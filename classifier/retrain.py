@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import artifacts, versions
+from . import artifacts, report, versions
 from .dataset import Example, load_corpus
 from .errors import ArtifactError, ClassifierError
 from .feedback import FeedbackStore, StoredLabel
@@ -191,6 +191,10 @@ def _retrain_locked(models_dir: Path, store: FeedbackStore, corpus_paths, option
         extra={"trained_by": "retrain", "created_by": who, "gate": gate, "retraining": training})
     say(f"saved candidate {path.name}")
     bt = backtest(candidate, active, labels) if active else None
+    artifacts.save_heldout(path, result.y, result.oof)
+    written = report.write_report(path, version=path.name, manifest=artifacts.read_manifest(path), y_true=result.y,
+                                  probabilities=result.oof, thresholds=candidate.thresholds, gate=gate, backtest=bt)
+    say(f"wrote the training report {written}")
     if promote:
         reason = "retrain: gate passed" if gate["passed"] else "retrain: forced past a failed gate"
         versions.activate(models_dir, path.name, by=who, reason=reason, action="retrain")

@@ -74,6 +74,11 @@ class TrainResult:
     report: dict
     label_counts: dict = field(default_factory=dict)
     augmented_counts: dict = field(default_factory=dict)
+    #: true label of every row the thresholds were chosen on (augmented rows included)
+    y: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
+    #: out-of-fold probabilities of those rows, columns in LABELS order; kept for the report
+    #: and for comparing a candidate with the active model on the same footing
+    oof: np.ndarray = field(default_factory=lambda: np.zeros((0, len(LABELS))))
 
 
 @dataclass
@@ -138,7 +143,7 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
     model = Model(vectorizer=final.vectorizer, tfidf=final.tfidf, base=final.base,
                   category_model=final.category_model, combiner=combiner, thresholds=thresholds)
     counts = {label: int(sum(1 for e in examples if e.label == label)) for label in LABELS}
-    return TrainResult(model=model, report=report, label_counts=counts, augmented_counts=augmented)
+    return TrainResult(model=model, report=report, label_counts=counts, augmented_counts=augmented, y=y, oof=oof)
 
 
 def augment_by_fold(examples: list[Example], fold_of: dict[str, int], categories: list[str],

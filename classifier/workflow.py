@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from . import artifacts, database, versions
+from . import artifacts, database, report, versions
 from .errors import ArtifactVersionMismatch
 from .dataset import bundled_corpus_dir, load_corpus
 from .model import Model
@@ -54,6 +54,8 @@ def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
                    activate: bool = True, extra: dict | None = None) -> Path:
     """Read a corpus, train, save a new version under `out_dir` and (by default) activate it.
 
+    The version directory also gets the out-of-fold scores (heldout.npz) and the training report
+    (report.html) built from them, before the version is activated.
     The activation is recorded in the models directory's history (action "train"), so that
     `postsieve models rollback` can return to the version that was active before.
     """
@@ -66,6 +68,10 @@ def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
         metrics=result.report, params=params.to_dict(),
         extra={"augmented_counts": result.augmented_counts, "corpus_files": [Path(f).name for f in corpus.files],
                **(extra or {})})
+    artifacts.save_heldout(path, result.y, result.oof)
+    written = report.write_report(path, version=path.name, manifest=artifacts.read_manifest(path),
+                                  y_true=result.y, probabilities=result.oof, thresholds=result.model.thresholds)
+    say(f"wrote the training report {written}")
     if activate:
         versions.activate(out_dir, path.name, action="train")
     say(f"saved model {path.name} in {out_dir}")

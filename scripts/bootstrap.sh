@@ -3,6 +3,11 @@
 # extras). Used by `./run serve` and `./run test` (and the Makefile); safe to run again (it only reinstalls when
 # pyproject.toml changed). On a bare Debian/Ubuntu machine whose Python lacks the venv module, it
 # installs python3-venv with apt-get (as root, or through sudo) and says so.
+#
+# `bootstrap.sh test` (what `./run test` runs) also makes sure a headless Chromium is there: the
+# browser test of the training report (tests/test_report_browser.py) screenshots it. Missing, it
+# is installed with apt-get as root or with password-less sudo; where that is impossible the
+# script says so and goes on, and that one test is skipped with the reason.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
@@ -15,6 +20,27 @@ fi
 if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
   echo "bootstrap: postsieve needs Python 3.11 or newer, $PYTHON is $("$PYTHON" -V 2>&1)" >&2
   exit 1
+fi
+has_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+    || command -v google-chrome >/dev/null 2>&1 || command -v google-chrome-stable >/dev/null 2>&1
+}
+if [ "${1:-}" = test ] && ! has_chromium; then
+  AS_ROOT=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then AS_ROOT="sudo -n"; else AS_ROOT=none; fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: no Chromium and no apt-get: the report's browser test will be skipped" >&2
+  elif [ "$AS_ROOT" = none ]; then
+    echo "bootstrap: no Chromium, and installing it needs root (run 'sudo apt-get install chromium');" \
+         "the report's browser test will be skipped" >&2
+  else
+    echo "bootstrap: installing chromium with apt-get (the report's browser test screenshots the page)" >&2
+    if ! { $AS_ROOT apt-get update -qq && $AS_ROOT env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+      echo "bootstrap: apt-get could not install chromium; the report's browser test will be skipped" >&2
+    fi
+  fi
 fi
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ -x "$VENV/bin/postsieve" ]; then
   exit 0

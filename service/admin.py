@@ -23,7 +23,8 @@ RETRAIN_OPTIONS = {"force": (bool, "--force"), "no_promote": (bool, "--no-promot
                    "feedback_weight": ((int, float), "--feedback-weight"), "holdout": ((int, float), "--holdout"),
                    "max_recall_loss": ((int, float), "--max-recall-loss"),
                    "max_precision_loss": ((int, float), "--max-precision-loss"),
-                   "max_auc_loss": ((int, float), "--max-auc-loss"), "min_heldout": (int, "--min-heldout"),
+                   "max_auc_loss": ((int, float), "--max-auc-loss"),
+                   "max_spam_auc_loss": ((int, float), "--max-spam-auc-loss"), "min_heldout": (int, "--min-heldout"),
                    "seed": (int, "--seed")}
 
 

@@ -127,7 +127,7 @@ SCHEMAS = {
         "properties": {"force": {"type": "boolean"}, "no_promote": {"type": "boolean"},
                        "feedback_weight": {"type": "number", "exclusiveMinimum": 0},
                        "holdout": {"type": "number"}, "max_recall_loss": {"type": "number"},
-                       "max_precision_loss": {"type": "number"}, "max_auc_loss": {"type": "number"},
+                       "max_precision_loss": {"type": "number"}, "max_auc_loss": {"type": "number"}, "max_spam_auc_loss": {"type": "number"},
                        "min_heldout": {"type": "integer"}, "seed": {"type": "integer"}},
     },
     "JobStarted": {"type": "object", "required": ["ok", "job", "state", "url"],

@@ -1,6 +1,7 @@
 """End-to-end: the real `postsieve` console command in a subprocess."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,12 +42,13 @@ def models(tmp_path_factory, corpus_file):
     proc = run("train", str(corpus_file), "--out", str(out), "--seed", "3")
     assert "spam recall at 1% FPR" in proc.stdout
     assert "thresholds:" in proc.stdout
+    assert "report: " in proc.stdout
     return out
 
 
 def test_help_lists_commands():
     out = run("--help").stdout
-    for command in ("train", "evaluate", "classify", "score", "serve"):
+    for command in ("train", "evaluate", "classify", "score", "serve", "report"):
         assert command in out
 
 
@@ -55,6 +57,56 @@ def test_train_writes_an_active_version(models):
     assert (models / "ACTIVE").read_text().strip() == version.name
     manifest = json.loads((version / "manifest.json").read_text())
     assert manifest["params"]["seed"] == 3
+
+
+def active_dir(models):
+    return models / (models / "ACTIVE").read_text().strip()
+
+
+# `--open` tests run with an empty PATH and no display, so webbrowser can only use $BROWSER
+# (never a real browser on a developer's desktop)
+NO_BROWSERS = {"DISPLAY": "", "WAYLAND_DISPLAY": ""}
+
+
+def test_train_writes_a_report_and_report_prints_its_path(models):
+    report = active_dir(models) / "report.html"
+    assert report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert run("report", "--dir", str(models)).stdout == f"{report}\n"
+    assert run("report", active_dir(models).name, "--dir", str(models)).stdout == f"{report}\n"
+
+
+def test_report_open_hands_the_file_to_the_browser(models, tmp_path):
+    seen = tmp_path / "seen.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {seen}\n')
+    browser.chmod(0o755)
+    proc = run("report", "--dir", str(models), "--open",
+               env_extra={**NO_BROWSERS, "PATH": str(tmp_path / "empty"), "BROWSER": str(browser)})
+    report = active_dir(models) / "report.html"
+    assert proc.stdout == f"{report}\n"
+    assert seen.read_text().strip() == report.resolve().as_uri()
+
+
+def test_report_open_without_a_browser_still_prints_the_path(models, tmp_path):
+    proc = run("report", "--dir", str(models), "--open",
+               env_extra={**NO_BROWSERS, "PATH": str(tmp_path), "BROWSER": "/nonexistent/browser"})
+    assert proc.stdout == f"{active_dir(models) / 'report.html'}\n"
+    assert "no web browser could be started" in proc.stderr
+
+
+def test_report_of_a_version_without_one(models, tmp_path):
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    version = active_dir(copy)
+    (version / "report.html").unlink()
+    proc = run("report", "--dir", str(copy))  # rebuilt from heldout.npz
+    assert proc.stdout == f"{version / 'report.html'}\n" and "building it from heldout.npz" in proc.stderr
+    (version / "report.html").unlink()
+    (version / "heldout.npz").unlink()  # as a version trained before reports existed
+    proc = run("report", "--dir", str(copy), check=False)
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert f"version {version.name} has no report" in proc.stderr and "`postsieve train`" in proc.stderr
 
 
 def test_classify_json_from_options(models):
@@ -143,6 +195,7 @@ def test_evaluate_non_utf8_names_the_file(models, tmp_path):
     (["score", "posts.txt"], "cannot tell the format"),
     (["evaluate", "/nonexistent.jsonl"], "does not exist"),
     (["classify", "--model", "/nonexistent", "--body", "x"], "no such model directory"),
+    (["report", "--dir", "/nonexistent"], "no model in /nonexistent"),
 ])
 def test_bad_arguments_fail_with_one_line(args, message):
     proc = run(*args, check=False)

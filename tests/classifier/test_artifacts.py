@@ -98,3 +98,30 @@ def test_default_model_is_retrained_after_a_library_upgrade(tmp_path):
     time.sleep(1.1)
     second = workflow.ensure_model(tmp_path / "m", corpus_paths=[corpus])
     assert second.version != first.version
+
+
+def test_held_out_scores_round_trip_beside_the_model(tiny_model, tmp_path):
+    import numpy as np
+
+    path = save(tiny_model, tmp_path)
+    y = np.array(["ok", "spam", "off_topic"])
+    p = np.array([[0.8, 0.1, 0.1], [0.1, 0.85, 0.05], [0.2, 0.1, 0.7]])
+    artifacts.save_heldout(path, y, p)
+    (path / "report.html").write_text("<p>extra files are not part of the hash</p>")
+    loaded_y, loaded_p = artifacts.load_heldout(path)
+    assert loaded_y.tolist() == y.tolist()
+    np.testing.assert_array_equal(loaded_p, p)
+    assert artifacts.load_model(path).version == path.name
+    assert [m["version"] for m in artifacts.list_versions(tmp_path)] == [path.name]
+    assert sorted(f.name for f in path.iterdir()) == ["heldout.npz", "manifest.json", "model.joblib", "report.html"]
+
+
+def test_held_out_scores_missing_or_broken(tiny_model, tmp_path):
+    path = save(tiny_model, tmp_path)
+    with pytest.raises(ArtifactError, match="heldout.npz is missing"):
+        artifacts.load_heldout(path)
+    (path / "heldout.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ArtifactError, match="cannot read"):
+        artifacts.load_heldout(path)
+    with pytest.raises(ValueError, match="shape"):
+        artifacts.save_heldout(path, ["ok", "spam"], [[1.0, 0.0, 0.0]])

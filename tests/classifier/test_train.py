@@ -26,6 +26,18 @@ def test_training_reports_held_out_metrics_and_counts(tiny_model):
     assert "out-of-fold" in result.report["evaluated_on"]
 
 
+def test_training_keeps_the_out_of_fold_scores_its_thresholds_come_from():
+    from classifier.decision import choose_thresholds
+    from classifier.evaluate import report_from_probabilities
+
+    result = train_model(tiny_examples(), TrainParams(folds=3, min_df=1))
+    assert result.oof.shape == (len(result.y), 3) and len(result.y) >= len(tiny_examples())
+    np.testing.assert_allclose(result.oof.sum(axis=1), 1.0)
+    assert choose_thresholds(result.y, result.oof) == result.model.thresholds
+    assert report_from_probabilities(result.y, result.oof, result.model.thresholds)["per_label"] == \
+        result.report["per_label"]
+
+
 def test_training_needs_every_label():
     only_ok = [e for e in tiny_examples() if e.label != "spam"]
     with pytest.raises(ValueError, match="none for spam"):
