@@ -307,9 +307,12 @@ def _score_on_dask(input_path, output_path, input_format, output_format, fields,
     def on_part(summary, done, total):
         _progress(f"{done}/{total} parts: {counts_text(summary)}")
 
+    def on_bad(where, error):
+        _progress(f"skipped {where}: {error}")
+
     try:
         with dask_engine.connect(scheduler, dask_config, local_workers=jobs, say=_progress) as client:
-            summary = job.run(client, model, parts, on_part=on_part)
+            summary = job.run(client, model, parts, on_part=on_part, on_bad=on_bad)
     except ClassifierError as exc:
         raise click.ClickException(_with_mapping_hint(exc)) from None
     except OSError as exc:

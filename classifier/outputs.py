@@ -155,6 +155,29 @@ class ParquetSink:
         os.replace(self.partial, self.path)
 
 
+class PartWriter:
+    """A whole output file written chunk by chunk to an open binary file (Dask part files)."""
+
+    def __init__(self, stream: IO[bytes], fmt: str):
+        self.stream, self.fmt = stream, fmt
+        self.parquet_writer = None
+        if fmt == "parquet":
+            _, pq = parquet.require_pyarrow()
+            self.parquet_writer = pq.ParquetWriter(stream, parquet.output_schema())
+        elif fmt == "csv":
+            stream.write(csv_header())
+
+    def write(self, data) -> None:
+        if self.parquet_writer is not None:
+            self.parquet_writer.write_table(data)
+        else:
+            self.stream.write(data)
+
+    def close(self) -> None:
+        if self.parquet_writer is not None:
+            self.parquet_writer.close()
+
+
 def open_sink(path: str, fmt: str, *, resume_at: int | None = None):
     """The sink for an output path and format; `resume_at` continues an earlier run (bytes, or
     rows for Parquet)."""
