@@ -21,9 +21,15 @@ from .errors import ClassifierError
 _POLL_SECONDS = 0.2
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _worker_main(work: Callable, tasks, results) -> None:
+    # Both signals are blocked from before the fork until here, so the parent's graceful-stop
+    # handler never runs in a worker: SIGTERM (terminate) kills it, Ctrl-C is for the parent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's graceful-stop handler is not for us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     while True:
         item = tasks.get()
         if item is None:
@@ -53,8 +59,12 @@ class OrderedPool:
         self.in_flight = in_flight or 2 * jobs
         self.procs = [ctx.Process(target=_worker_main, args=(work, self.tasks, self.results), daemon=True,
                                   name=f"postsieve-worker-{i}") for i in range(jobs)]
-        for p in self.procs:
-            p.start()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            for p in self.procs:
+                p.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def map(self, items: Iterable, stop: Callable[[], bool] = lambda: False) -> Iterator:
         """Results of `work(item)` in the order of `items`; stops early (without waiting for
@@ -110,7 +120,10 @@ class OrderedPool:
             if p.exitcode is None:
                 p.terminate()
         for p in self.procs:
-            p.join()
+            p.join(timeout=5)
+            if p.exitcode is None:
+                p.kill()
+                p.join()
         self.tasks.cancel_join_thread()
         self.results.cancel_join_thread()
 
