@@ -23,7 +23,7 @@ from .dataset import BadRow, FieldMap
 from .errors import ClassifierError, CorpusError, ResumeError
 from .model import Model
 from .scoring import ScoreSummary
-from .types import DECISIONS, Post
+from .types import DECISIONS, LABELS, Post
 
 DEFAULT_CHUNK_SIZE = 1000
 
@@ -124,7 +124,6 @@ class BatchSummary(ScoreSummary):
 
     written: int = 0
     resumed: int = 0
-    resumed_bad: int = 0
     records_done: int = 0
     stopped: bool = False
     already_complete: bool = False
@@ -144,7 +143,7 @@ class BatchSummary(ScoreSummary):
 
     def format(self) -> str:
         decisions = ", ".join(f"{d} {self.decisions.get(d, 0)}" for d in DECISIONS)
-        labels = ", ".join(f"{label} {self.labels.get(label, 0)}" for label in ("ok", "spam", "off_topic"))
+        labels = ", ".join(f"{label} {self.labels.get(label, 0)}" for label in LABELS)
         timing = f"{time.perf_counter() - self.started:.1f} s ({self.rate():.0f} posts/s)"
         if self.resumed:
             parts = [f"scored {self.scored} posts ({self.resumed} by the interrupted run, {self.this_run} in {timing})"]
@@ -161,7 +160,7 @@ class BatchSummary(ScoreSummary):
 
     def restore(self, saved: ckpt.Checkpoint) -> None:
         self.scored = self.resumed = saved.scored
-        self.bad = self.resumed_bad = saved.bad
+        self.bad = saved.bad
         self.written, self.records_done = saved.written, saved.records_done
         self.decisions.update(saved.decisions)
         self.labels.update(saved.labels)
