@@ -142,13 +142,16 @@ def test_dask_engine_equals_single_machine_post_for_post(model_dir, cluster, exp
     assert refused.returncode != 0 and "already holds part files" in refused.stderr
 
 
-def test_dask_engine_parquet_parts_from_a_glob(model_dir, cluster, export, tmp_path):
+def test_dask_engine_parquet_parts_from_a_glob_and_a_config_file(model_dir, cluster, export, tmp_path):
     import pyarrow.parquet as pq
 
     single = [{**json.loads(line), "id": str(json.loads(line)["id"])}
               for line in (export / "single.jsonl").read_text().splitlines()]
     out = tmp_path / "scored"
-    dask_score(cluster, str(export / "parts" / "posts-*.jsonl"), "--output-format", "parquet", "-o", str(out),
-               "--model", model_dir)
+    config = tmp_path / "dask.yaml"  # the cluster named by a Dask config file instead of --scheduler
+    config.write_text(f"scheduler-address: {cluster.scheduler_address}\n")
+    proc = run("score", str(export / "parts" / "posts-*.jsonl"), "--engine", "dask", "--dask-config", str(config),
+               "--output-format", "parquet", "-o", str(out), "--model", model_dir)
+    assert f"connecting to the Dask scheduler at {cluster.scheduler_address}" in proc.stderr
     got = [row for i in range(3) for row in pq.read_table(out / f"part-0000{i}.parquet").to_pylist()]
     assert got == single
