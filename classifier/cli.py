@@ -14,14 +14,15 @@ from pathlib import Path
 
 import click
 
-from . import artifacts, scoring, versions, workflow
-from .dataset import FieldMap, file_format, load_corpus
-from .errors import ClassifierError, InvalidPost
+from . import artifacts, batch, records, versions, workflow
+from .dataset import FORMATS, FieldMap, file_format, load_corpus
+from .errors import ClassifierError, ColumnMappingError, InvalidPost
 from .evaluate import evaluate, format_report
 from .model import Model
+from .progress import ProgressLog, counts_text
 from .report import report_for_version, report_path
 from .train import TrainParams
-from .types import DECISIONS, LABELS, Post
+from .types import LABELS, Post
 
 
 def _progress(message: str) -> None:
@@ -197,32 +198,67 @@ def _post_from_input(title, body, category, post_id) -> Post:
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=str)
 @click.option("-o", "--output", "output_path", default="-", show_default=True,
-              help="Output file (.jsonl or .csv, optionally .gz) or '-' for stdout.")
-@click.option("--input-format", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="Output file (.jsonl, .csv, optionally .gz, or .parquet) or '-' for stdout; with "
+                   "--engine dask a directory or URL for the part files.")
+@click.option("--input-format", type=click.Choice(FORMATS), default=None,
               help="Input format (default: from the extension; stdin is JSONL).")
-@click.option("--output-format", type=click.Choice(["jsonl", "csv"]), default=None,
-              help="Output format (default: from the extension; stdout is JSONL).")
+@click.option("--output-format", type=click.Choice(FORMATS), default=None,
+              help="Output format (default: from the extension; stdout and Dask output are JSONL).")
 @click.option("--id-field", default="id", show_default=True, help="Input column holding the post id.")
 @click.option("--title-field", default="title", show_default=True, help="Input column holding the title.")
 @click.option("--body-field", default="body", show_default=True, help="Input column holding the body.")
 @click.option("--category-field", default="category", show_default=True,
               help="Input column holding the category.")
+@click.option("--only", "only", default=None, metavar="DECISIONS",
+              help="Write only posts with these decisions, e.g. 'block,review' (the summary counts all).")
 @click.option("--skip-bad", is_flag=True,
               help="Skip malformed rows (each reported on stderr and counted) instead of stopping.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: all cores); with --engine dask, the workers of a local "
+                   "cluster when no --scheduler is given.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=batch.DEFAULT_CHUNK_SIZE, show_default=True,
+              help="Posts handed to a worker at a time; also how far back a --resume may go.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run from its checkpoint (OUTPUT.checkpoint.json); see docs/batch.md.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: a bar on a terminal, plain log lines otherwise).")
+@click.option("--log-every", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
+              help="Seconds between progress log lines when stderr is not a terminal (0: none).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: processes on this machine; dask: a Dask distributed cluster (extra 'dask').")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address (tcp://host:8786) or scheduler file (default: the Dask config's "
+                   "scheduler-address, else a local cluster).")
+@click.option("--dask-config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A Dask YAML config file to use (e.g. one that sets scheduler-address).")
 @model_option
 def score(input_path, output_path, input_format, output_format, id_field, title_field, body_field,
-          category_field, skip_bad, progress, model_path):
+          category_field, only, skip_bad, jobs, chunk_size, resume, progress, log_every, engine, scheduler,
+          dask_config, model_path):
     """Score a file of posts, streaming, writing the output contract in input order.
 
-    INPUT is a JSONL or CSV file (optionally .gz), or '-' for stdin. Memory stays flat whatever
-    the input size. A malformed row stops the run with its line number unless --skip-bad.
+    INPUT is a JSONL, CSV (optionally .gz) or Parquet file, or '-' for stdin; with --engine dask
+    a directory, glob or URL of such files. Worker processes score chunks of posts; memory stays
+    flat whatever the input size. A malformed row stops the run with its line number unless
+    --skip-bad. Ctrl-C stops after the current chunk, leaving a valid output and a checkpoint:
+    run the same command with --resume to continue.
 
     Example:
 
         postsieve score export.jsonl -o scored.jsonl
-        postsieve score posts.csv --body-field message -o scored.csv
+        postsieve score posts.csv --body-field message --only block,review -o flagged.csv
+        postsieve score export.parquet -o scored.parquet --resume
+        postsieve score 's3://bucket/export/*.jsonl.gz' --engine dask --scheduler tcp://10.0.0.5:8786 -o s3://bucket/scored/
     """
+    fields = FieldMap(id=id_field, title=title_field, body=body_field, category=category_field)
+    try:
+        only_set = batch.parse_only(only)
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    if engine == "dask":
+        _score_on_dask(input_path, output_path, input_format, output_format, fields, only_set, skip_bad, jobs,
+                       chunk_size, resume, scheduler, dask_config, model_path)
+        return
     try:
         in_fmt = file_format(input_path, input_format)
         out_fmt = file_format(output_path, output_format)
@@ -236,32 +272,32 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
     if output_path != "-" and not Path(output_path).resolve().parent.is_dir():
         raise click.ClickException(f"{output_path}: the directory does not exist")
     model = load_selected_model(model_path)
-    fields = FieldMap(id=id_field, title=title_field, body=body_field, category=category_field)
-    source, counter = scoring.open_input(input_path)
-    show = progress if progress is not None else (counter is not None and sys.stderr.isatty())
-    total = Path(input_path).stat().st_size if counter is not None else 0
-    summary = scoring.ScoreSummary()
+    options = batch.BatchOptions(input_path=input_path, output_path=output_path, in_fmt=in_fmt, out_fmt=out_fmt,
+                                 fields=fields, only=only_set, skip_bad=skip_bad,
+                                 jobs=jobs or batch.default_jobs(), chunk_size=chunk_size, resume=resume)
+    show_bar = progress if progress is not None else sys.stderr.isatty()
+    log = ProgressLog(_progress, interval=log_every) if progress is None and not show_bar and log_every else None
 
     def on_bad(row):
-        click.echo(f"postsieve: skipped {input_path}:{row.line}: {row.error}", err=True)
+        _progress(f"skipped {records.where(input_path, in_fmt, row.line)}: {row.error}")
+
+    def on_first_stop():
+        _progress("stopping after the current chunk (Ctrl-C again to abort at once)")
 
     try:
-        sink = scoring.open_output(output_path)
-    except OSError as exc:
-        raise click.ClickException(f"{output_path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with source, sink, \
-                click.progressbar(length=max(total, 1), label="scoring", file=sys.stderr, hidden=not show,
-                                  item_show_func=lambda _: _live_counts(summary)) as bar:
-            def on_chunk(s):
-                if counter is not None:
-                    bar.update(counter.count - bar.pos)
+        with click.progressbar(length=1, label="scoring", file=sys.stderr, hidden=not show_bar,
+                               item_show_func=lambda s: counts_text(s) if s else "") as bar, \
+                batch.StopFlag(on_first_stop) as stop:
+            def on_progress(summary, position, total):
+                if log:
+                    log(summary, position, total)
+                if show_bar:
+                    bar.length = max(total, position, 1)
+                    bar.update(max(position - bar.pos, 0), summary)
 
-            scoring.score_stream(model, source, in_fmt, scoring.writer_for(sink, out_fmt), path=input_path,
-                                 fields=fields, skip_bad=skip_bad, summary=summary, on_chunk=on_chunk,
-                                 on_bad=on_bad)
+            summary = batch.run_batch(model, options, stop=stop, on_progress=on_progress, on_bad=on_bad)
     except ClassifierError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(_with_mapping_hint(exc)) from None
     except UnicodeDecodeError as exc:
         raise click.ClickException(f"{input_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except BrokenPipeError:  # `postsieve score big.jsonl | head`: the reader has all it wants
@@ -272,13 +308,52 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
             and exc.errno in (errno.ENOSPC, errno.EDQUOT) else input_path
         raise click.ClickException(f"{which}: {type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
-        raise click.ClickException(f"interrupted after {summary.scored} posts") from None
+        raise click.ClickException("aborted; the output is valid up to its checkpoint: continue with --resume") \
+            from None
+    if summary.already_complete:
+        _progress(f"{output_path} is already complete ({summary.scored} posts); nothing to do")
+        return
     click.echo(summary.format(), err=True)
+    if summary.stopped:
+        sys.exit(130)
 
 
-def _live_counts(summary) -> str:
-    return (f"{summary.scored} posts, {summary.rate():.0f}/s " +
-            " ".join(f"{d}={summary.decisions.get(d, 0)}" for d in DECISIONS))
+def _with_mapping_hint(exc: ClassifierError) -> str:
+    if isinstance(exc, ColumnMappingError):
+        return f"{exc} (map them with --id-field, --title-field, --body-field, --category-field)"
+    return str(exc)
+
+
+def _score_on_dask(input_path, output_path, input_format, output_format, fields, only, skip_bad, jobs,
+                   chunk_size, resume, scheduler, dask_config, model_path):
+    """`score --engine dask`: every input file is one task on the cluster, one part file out."""
+    from . import dask_engine
+
+    if output_path == "-":
+        raise click.ClickException("--engine dask writes a directory of part files: give one with -o")
+    try:
+        dask_engine.require_dask()
+        job = dask_engine.DaskJob(input_path, output_path, in_fmt=input_format, out_fmt=output_format or "jsonl",
+                                  fields=fields, only=only, skip_bad=skip_bad, chunk_size=chunk_size, resume=resume)
+        parts = job.plan()
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    model = load_selected_model(model_path)
+
+    def on_part(summary, done, total):
+        _progress(f"{done}/{total} parts: {counts_text(summary)}")
+
+    def on_bad(where, error):
+        _progress(f"skipped {where}: {error}")
+
+    try:
+        with dask_engine.connect(scheduler, dask_config, local_workers=jobs, say=_progress) as client:
+            summary = job.run(client, model, parts, on_part=on_part, on_bad=on_bad)
+    except ClassifierError as exc:
+        raise click.ClickException(_with_mapping_hint(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    click.echo(summary.format(), err=True)
 
 
 models_dir_option = click.option(

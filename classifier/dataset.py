@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from .errors import CorpusError, InvalidPost
+from .errors import ColumnMappingError, CorpusError, InvalidPost
 from .types import LABELS, Post
 
 def bundled_corpus_dir() -> Path:
@@ -154,19 +154,44 @@ class BadRow:
     error: str
 
 
+#: Input and output formats `postsieve score` reads and writes; Parquet needs the `parquet` extra.
+FORMATS = ("jsonl", "csv", "parquet")
+
+
 def file_format(path: str, explicit: str | None = None) -> str:
-    """'jsonl' or 'csv', from an explicit choice or the file name (.gz ignored); '-' means JSONL."""
+    """'jsonl', 'csv' or 'parquet', from an explicit choice or the file name (.gz ignored);
+    '-' means JSONL."""
     if explicit:
-        if explicit not in ("jsonl", "csv"):
-            raise CorpusError(f"format must be jsonl or csv, got {explicit!r}", path=path)
+        if explicit not in FORMATS:
+            raise CorpusError(f"format must be one of {', '.join(FORMATS)}, got {explicit!r}", path=path)
         return explicit
     name = path[:-3] if path.endswith(".gz") else path
     if name == "-" or name.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
     if name.endswith(".csv"):
         return "csv"
-    raise CorpusError("cannot tell the format from the name; use .jsonl or .csv, "
+    if name.endswith((".parquet", ".pq")):
+        if name != path:
+            raise CorpusError("Parquet compresses inside the file: drop the .gz", path=path)
+        return "parquet"
+    raise CorpusError("cannot tell the format from the name; use .jsonl, .csv or .parquet, "
                       "or --input-format/--output-format", path=path)
+
+
+def check_columns(found: Iterable[str], fields: FieldMap, *, path: str, what: str = "columns found") -> None:
+    """Raise ColumnMappingError, naming the columns found, when a mapped column is missing.
+
+    id, title and body are required; category only when it was mapped to another name (a
+    mapping the user asked for that matches nothing is a mistake, not an absent category).
+    """
+    found = list(found)
+    required = [fields.id, fields.title, fields.body]
+    if fields.category != FieldMap().category:
+        required.append(fields.category)
+    missing = [c for c in required if c not in found]
+    if missing:
+        raise ColumnMappingError(f"missing column(s) {', '.join(missing)}; {what}: {', '.join(found) or '(none)'}",
+                                 path=path, line=1)
 
 
 def read_posts(stream: IO[str], fmt: str, *, fields: FieldMap = FieldMap(), path: str = "-") -> Iterator[Post | BadRow]:
@@ -178,7 +203,7 @@ def read_posts(stream: IO[str], fmt: str, *, fields: FieldMap = FieldMap(), path
     if fmt == "csv":
         yield from _read_csv(stream, fields, path)
     else:
-        yield from _read_jsonl(stream, fields)
+        yield from _read_jsonl(stream, fields, path)
 
 
 def _mapped(record: dict, fields: FieldMap) -> dict:
@@ -192,21 +217,45 @@ def _mapped(record: dict, fields: FieldMap) -> dict:
     return out
 
 
-def _read_jsonl(stream, fields: FieldMap) -> Iterator[Post | BadRow]:
+def _read_jsonl(stream, fields: FieldMap, path: str) -> Iterator[Post | BadRow]:
+    checked = False
     for lineno, line in enumerate(stream, 1):
         if lineno == 1:
             line = line.lstrip("\ufeff")
         if not line.strip():
             continue
-        try:
-            record = _parse_json(line)
-        except ValueError as exc:
-            yield BadRow(lineno, str(exc))
-            continue
-        try:
-            yield Post.from_dict(_mapped(record, fields) if isinstance(record, dict) else record)
-        except InvalidPost as exc:
-            yield BadRow(lineno, str(exc))
+        row = jsonl_row(lineno, line, fields)
+        if not checked:
+            checked = check_first_json_record(line, fields, path=path)
+        yield row
+
+
+def jsonl_row(lineno: int, line: str, fields: FieldMap) -> Post | BadRow:
+    """One JSONL line as a Post, or a BadRow naming what is wrong with it."""
+    try:
+        record = _parse_json(line)
+    except ValueError as exc:
+        return BadRow(lineno, str(exc))
+    try:
+        return Post.from_dict(_mapped(record, fields) if isinstance(record, dict) else record)
+    except InvalidPost as exc:
+        return BadRow(lineno, str(exc))
+
+
+def check_first_json_record(line: str, fields: FieldMap, *, path: str) -> bool:
+    """Check the field mapping against the first JSON object of a file (raises ColumnMappingError).
+
+    Returns whether the line was an object (and so the check was made); lines that are not
+    objects are left to be reported as bad rows.
+    """
+    try:
+        record = _parse_json(line)
+    except ValueError:
+        return False
+    if not isinstance(record, dict):
+        return False
+    check_columns(record, fields, path=path, what="fields found in the first record")
+    return True
 
 
 # Forum exports hold long posts; the csv module's default limit is 128 KiB a field.
@@ -214,6 +263,16 @@ _CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
 
 def _read_csv(stream, fields: FieldMap, path: str) -> Iterator[Post | BadRow]:
+    for lineno, record in csv_records(stream, fields, path):
+        yield record if isinstance(record, BadRow) else csv_row(lineno, record)
+
+
+def csv_records(stream, fields: FieldMap, path: str) -> Iterator[tuple[int, dict | BadRow]]:
+    """(line, record with the post's field names) per CSV row, or (line, BadRow).
+
+    Split from building the Post so the batch scorer can parse CSV in one process and build
+    and score posts in others. Checks the header against the field mapping first.
+    """
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
     reader = csv.DictReader(_strip_bom(stream), strict=True)
@@ -221,12 +280,7 @@ def _read_csv(stream, fields: FieldMap, path: str) -> Iterator[Post | BadRow]:
         header = reader.fieldnames or []
     except csv.Error as exc:
         raise CorpusError(f"unreadable CSV header ({exc})", path=path, line=1) from None
-    required = [fields.id, fields.title, fields.body]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise CorpusError(
-            f"missing column(s) {', '.join(missing)}; columns found: {', '.join(header) or '(none)'}",
-            path=path, line=1)
+    check_columns(header, fields, path=path)
     while True:
         started = reader.reader.line_num + 1
         try:
@@ -236,18 +290,21 @@ def _read_csv(stream, fields: FieldMap, path: str) -> Iterator[Post | BadRow]:
         except csv.Error as exc:
             # strict mode: bad quoting is a bad row (reported, skippable), not rows silently
             # swallowed into one field; the reader resumes on the next physical line
-            yield BadRow(started, f"malformed CSV ({exc})")
+            yield started, BadRow(started, f"malformed CSV ({exc})")
             continue
-        lineno = started
         if None in row:
-            yield BadRow(lineno, "more fields than the header has")
+            yield started, BadRow(started, "more fields than the header has")
             continue
-        record = {"id": row.get(fields.id), "title": row.get(fields.title) or "",
-                  "body": row.get(fields.body), "category": row.get(fields.category) or None}
-        try:
-            yield Post.from_dict(record)
-        except InvalidPost as exc:
-            yield BadRow(lineno, str(exc))
+        yield started, {"id": row.get(fields.id), "title": row.get(fields.title) or "",
+                        "body": row.get(fields.body), "category": row.get(fields.category) or None}
+
+
+def csv_row(lineno: int, record: dict) -> Post | BadRow:
+    """A record from `csv_records` as a Post, or a BadRow."""
+    try:
+        return Post.from_dict(record)
+    except InvalidPost as exc:
+        return BadRow(lineno, str(exc))
 
 
 def _strip_bom(stream):

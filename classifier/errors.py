@@ -3,6 +3,9 @@
     ClassifierError
      ├── InvalidPost            a post record is missing a field or has a wrong type
      ├── CorpusError            a labelled file cannot be read (names file and line)
+     │    └── ColumnMappingError   an input lacks a mapped column (names the columns found)
+     ├── ResumeError            `score --resume` cannot continue this output safely
+     ├── MissingExtra           an optional dependency (Parquet, Dask) is not installed
      ├── NotFittedError         scoring a model that was never trained
      ├── ArtifactError          a model directory cannot be trusted or read
      │    ├── ArtifactTampered        model.joblib does not match its manifest's SHA-256
@@ -32,6 +35,22 @@ class CorpusError(ClassifierError):
         self.line = line
         where = f"{path}:{line}: " if path is not None and line is not None else (f"{path}: " if path else "")
         super().__init__(f"{where}{message}")
+
+
+class ColumnMappingError(CorpusError):
+    """An input lacks a column the field mapping names (every row would fail the same way)."""
+
+
+class ResumeError(ClassifierError):
+    """An interrupted batch run cannot be continued safely (the message says why)."""
+
+
+class MissingExtra(ClassifierError):
+    """A feature needs an optional dependency; the message names the extra to install."""
+
+    @classmethod
+    def of(cls, feature: str, extra: str, module: str) -> "MissingExtra":
+        return cls(f"{feature} needs {module}, which is not installed: pip install 'postsieve[{extra}]'")
 
 
 class NotFittedError(ClassifierError):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
 import sys
 import time
 from collections import Counter
@@ -17,11 +16,9 @@ from typing import IO, Callable, Iterable, Iterator
 from .dataset import BadRow, FieldMap, read_posts
 from .errors import ClassifierError
 from .model import Model
+from .outputs import CSV_COLUMNS, csv_fields, json_line
+from .records import CountingReader
 from .types import DECISIONS, LABELS, Post, Scored
-
-CSV_COLUMNS = ["id", "label", "decision", "score_ok", "score_spam", "score_off_topic",
-               "highlights", "reasons", "model_version", "truncated"]
-
 
 @dataclass
 class ScoreSummary:
@@ -47,27 +44,6 @@ class ScoreSummary:
         bad = f"; {self.bad} bad row(s) skipped" if self.bad else ""
         return (f"scored {self.scored} posts in {time.perf_counter() - self.started:.1f} s "
                 f"({self.rate():.0f} posts/s): {decisions}; labels: {labels}{bad}")
-
-
-class CountingReader(io.RawIOBase):
-    """A raw byte stream that counts what has been read from it (for progress on huge files)."""
-
-    def __init__(self, raw: IO[bytes]):
-        self.raw = raw
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self.raw.read(len(buffer))
-        buffer[: len(data)] = data
-        self.count += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
 
 
 def open_input(path: str) -> tuple[IO[str], CountingReader | None]:
@@ -99,7 +75,7 @@ class JsonlWriter:
         self.stream = stream
 
     def write(self, scored: Scored) -> None:
-        self.stream.write(json.dumps(scored.to_dict(), ensure_ascii=False) + "\n")
+        self.stream.write(json_line(scored.to_dict()))
 
 
 class CsvWriter:
@@ -110,11 +86,7 @@ class CsvWriter:
         self.writer.writerow(CSV_COLUMNS)
 
     def write(self, scored: Scored) -> None:
-        d = scored.to_dict()
-        self.writer.writerow([d["id"], d["label"], d["decision"], d["scores"]["ok"], d["scores"]["spam"],
-                              d["scores"]["off_topic"], json.dumps(d["highlights"]),
-                              json.dumps(d["reasons"], ensure_ascii=False), d["model_version"],
-                              int(d["truncated"])])
+        self.writer.writerow(csv_fields(scored.to_dict()))
 
 
 def writer_for(stream: IO[str], fmt: str):
