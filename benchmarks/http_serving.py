@@ -299,15 +299,22 @@ def stop_server(proc: subprocess.Popen, log: Path) -> dict:
 
 
 def check_posts(base_url: str, bodies: list[str], headers: dict) -> dict:
-    """POST every benchmark post once; all must answer 200 with the output contract."""
+    """POST every benchmark post once, first thing after start; all must answer 200.
+
+    Returns the labels seen and the latency of these first requests: the first one a worker
+    serves shows what the model still builds on first use.
+    """
     labels: dict[str, int] = {}
+    times = []
     for body in bodies:
+        t = time.perf_counter()
         status, raw = request(base_url + "/v1/classify", body.encode(), headers)
+        times.append((time.perf_counter() - t) * 1000)
         if status != 200:
             raise RuntimeError(f"/v1/classify answered {status}: {raw[:300]!r}")
         result = json.loads(raw)
         labels[result["label"]] = labels.get(result["label"], 0) + 1
-    return labels
+    return {"labels": labels, "first_ms": times[0], "max_ms": max(times), "median_ms": median(times)}
 
 
 def machine() -> dict:
@@ -381,6 +388,11 @@ def print_report(result: dict) -> None:
     for name, ok in result["targets"].items():
         print(f"target {name}: {'met' if ok else 'NOT met'}")
     for name, v in result["variants"].items():
+        first = v.get("first_requests_classify")
+        if first:
+            print(f"{name}: first {result['posts']} classify requests after start: first "
+                  f"{first['first_ms']:.1f} ms, slowest {first['max_ms']:.1f} ms, median {first['median_ms']:.1f} ms")
+    for name, v in result["variants"].items():
         stop = v["shutdown"]
         print(f"{name}: SIGTERM -> exit {stop['exit_code']} after {stop['seconds']} s, "
               f"{'clean' if stop['clean'] else 'NOT clean'}")
@@ -446,7 +458,7 @@ def main(argv=None) -> int:
                 result["model_version"] = json.loads(request(url + "/readyz")[1]).get("model_version")
                 for endpoint, (_, _, headers, _) in endpoints.items():
                     if endpoint != "healthz":
-                        result["variants"][name][f"labels_{endpoint}"] = check_posts(url, bodies, headers)
+                        result["variants"][name][f"first_requests_{endpoint}"] = check_posts(url, bodies, headers)
                 if args.warmup:  # fill every worker's word cache
                     run_wrk(url, scripts["classify"], "/v1/classify", max(concurrency), args.warmup, args.timeout)
             for rnd in range(args.rounds):
