@@ -31,6 +31,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -201,11 +202,34 @@ def write_lua(path: Path, method: str, url_path: str, headers: dict, bodies: lis
     })
 
 
-def run_wrk(base_url: str, script: Path, url_path: str, connections: int, duration: float, timeout: float) -> dict:
-    """One wrk run; its summary with requests/s and p50/p99 in milliseconds."""
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` and its children (the workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process is gone
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1] is the parent's pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(base_url: str, script: Path, url_path: str, connections: int, duration: float, timeout: float,
+            server_pid: int | None = None) -> dict:
+    """One wrk run; its summary with requests/s, p50/p99 in milliseconds and CPU time per request.
+
+    CPU time per request (the server's master and workers, and wrk's) depends far less on what
+    else runs on the machine than requests/s does, so it says what a request costs.
+    """
     cmd = ["wrk", "--threads", "1", "--connections", str(connections), "--duration", f"{duration:g}s",
            "--timeout", f"{timeout:g}s", "--latency", "--script", str(script), base_url + url_path]
+    server_cpu = process_tree_cpu(server_pid) if server_pid else 0.0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + timeout + 30)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    server_cpu = process_tree_cpu(server_pid) - server_cpu if server_pid else float("nan")
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
@@ -216,6 +240,8 @@ def run_wrk(base_url: str, script: Path, url_path: str, connections: int, durati
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     r["p50_ms"] = r["latency_us"]["p50"] / 1000
     r["p99_ms"] = r["latency_us"]["p99"] / 1000
+    r["server_cpu_ms_per_request"] = server_cpu * 1000 / max(r["requests"], 1)
+    r["wrk_cpu_ms_per_request"] = wrk_cpu * 1000 / max(r["requests"], 1)
     return r
 
 
@@ -347,18 +373,25 @@ def summarise(runs: list[dict]) -> dict:
                      "p50_range": [min(r["p50_ms"] for r in rs), max(r["p50_ms"] for r in rs)],
                      "p99_ms": median([r["p99_ms"] for r in rs]),
                      "p99_range": [min(r["p99_ms"] for r in rs), max(r["p99_ms"] for r in rs)],
+                     "server_cpu_ms": median([r["server_cpu_ms_per_request"] for r in rs]),
+                     "wrk_cpu_ms": median([r["wrk_cpu_ms_per_request"] for r in rs]),
                      "errors": sum(r["non_2xx"] + r["socket_errors"] for r in rs)})
     for variant, endpoint, c in keys:
         if endpoint == "healthz":
             continue
-        per_round = []
+        per_round, cpu_per_round = [], []
         for rnd in sorted({r["round"] for r in runs}):
-            pair = {r["endpoint"]: r["rps"] for r in runs
+            pair = {r["endpoint"]: r for r in runs
                     if (r["variant"], r["connections"], r["round"]) == (variant, c, rnd)}
             if endpoint in pair and "healthz" in pair:
-                per_round.append(pair[endpoint] / pair["healthz"])
+                a, h = pair[endpoint], pair["healthz"]
+                per_round.append(a["rps"] / h["rps"])
+                cpu_per_round.append((h["server_cpu_ms_per_request"] + h["wrk_cpu_ms_per_request"])
+                                     / (a["server_cpu_ms_per_request"] + a["wrk_cpu_ms_per_request"]))
+        # cpu_ratio: the throughput ratio the CPU cost per request (server and wrk) predicts for
+        # a machine that is busy with nothing else
         ratio = {"variant": variant, "endpoint": endpoint, "connections": c, "median": median(per_round),
-                 "range": [min(per_round), max(per_round)]}
+                 "range": [min(per_round), max(per_round)], "cpu_ratio": median(cpu_per_round)}
         ratios.append(ratio)
         if endpoint == "classify":
             targets[f"{variant}: classify/healthz req/s >= {TARGET_RATIO:g} at c={c}"] = ratio["median"] >= TARGET_RATIO
@@ -376,15 +409,16 @@ def print_report(result: dict) -> None:
     for name, v in result["variants"].items():
         print(f"variant {name}: {v['describe']}")
     print(f"{'variant':<12}{'endpoint':<14}{'conc':>5}{'req/s':>8}{'(min-max)':>14}{'p50 ms':>8}"
-          f"{'(min-max)':>14}{'p99 ms':>8}{'(min-max)':>14}{'errors':>7}")
+          f"{'(min-max)':>14}{'p99 ms':>8}{'(min-max)':>14}{'errors':>7}{'CPU ms/req':>11}{'wrk':>7}")
     for row in result["table"]:
         r, p50, p99 = row["rps_range"], row["p50_range"], row["p99_range"]
         print(f"{row['variant']:<12}{row['endpoint']:<14}{row['connections']:>5}{row['rps']:>8.0f}"
               f"{f'({r[0]:.0f}-{r[1]:.0f})':>14}{row['p50_ms']:>8.2f}{f'({p50[0]:.2f}-{p50[1]:.2f})':>14}"
-              f"{row['p99_ms']:>8.2f}{f'({p99[0]:.1f}-{p99[1]:.1f})':>14}{row['errors']:>7}")
+              f"{row['p99_ms']:>8.2f}{f'({p99[0]:.1f}-{p99[1]:.1f})':>14}{row['errors']:>7}"
+              f"{row['server_cpu_ms']:>11.3f}{row['wrk_cpu_ms']:>7.3f}")
     for r in result["ratios"]:
         print(f"{r['variant']}: {r['endpoint']} / healthz req/s at c={r['connections']}: {r['median']:.2f} "
-              f"(rounds {r['range'][0]:.2f}-{r['range'][1]:.2f})")
+              f"(rounds {r['range'][0]:.2f}-{r['range'][1]:.2f}); from CPU time per request: {r['cpu_ratio']:.2f}")
     for name, ok in result["targets"].items():
         print(f"target {name}: {'met' if ok else 'NOT met'}")
     for name, v in result["variants"].items():
@@ -466,11 +500,14 @@ def main(argv=None) -> int:
                     for name in (list(servers) if rnd % 2 == 0 else list(reversed(servers))):
                         for endpoint in (list(endpoints) if rnd % 2 == 0 else list(reversed(endpoints))):
                             url = servers[name][1]
-                            r = run_wrk(url, scripts[endpoint], endpoints[endpoint][1], c, args.duration, args.timeout)
+                            r = run_wrk(url, scripts[endpoint], endpoints[endpoint][1], c, args.duration, args.timeout,
+                                      servers[name][0].pid)
                             r.update(variant=name, endpoint=endpoint, connections=c, round=rnd)
                             result["runs"].append(r)
                             print(f"round {rnd} {name:<10} {endpoint:<13} c={c:<3} {r['rps']:7.0f} req/s  "
                                   f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+                                  f"CPU/request server {r['server_cpu_ms_per_request']:.3f} ms, "
+                                  f"wrk {r['wrk_cpu_ms_per_request']:.3f} ms  "
                                   f"errors {r['non_2xx'] + r['socket_errors']}", file=sys.stderr, flush=True)
         finally:
             for name, (proc, url, log) in servers.items():
