@@ -343,6 +343,32 @@ def check_posts(base_url: str, bodies: list[str], headers: dict) -> dict:
     return {"labels": labels, "first_ms": times[0], "max_ms": max(times), "median_ms": median(times)}
 
 
+class InProcess:
+    """`Model.score_one` on the same posts in this process: how fast the machine is right now.
+
+    Measured next to each round's c=1 runs, so that the HTTP latency can be read against what
+    scoring alone costs at the same moment on this shared machine.
+    """
+
+    def __init__(self, model_dir: Path | None, posts: list[dict]):
+        sys.path.insert(0, str(HERE.parent))
+        from classifier import Post, artifacts, workflow
+
+        self.model = artifacts.load_path(model_dir or os.environ.get("POSTSIEVE_MODEL_DIR") or workflow.models_dir())
+        self.posts = [Post.from_dict(p) for p in posts]
+        self.measure(passes=2)  # warm the word cache, as the server's warm-up run does
+
+    def measure(self, passes: int = 10) -> float:
+        """Median milliseconds of one score_one over `passes` passes through the posts."""
+        times = []
+        for _ in range(passes):
+            for post in self.posts:
+                t = time.perf_counter()
+                self.model.score_one(post)
+                times.append((time.perf_counter() - t) * 1000)
+        return median(times)
+
+
 def machine() -> dict:
     cpu = platform.processor() or "unknown"
     try:
@@ -416,6 +442,10 @@ def print_report(result: dict) -> None:
               f"{f'({r[0]:.0f}-{r[1]:.0f})':>14}{row['p50_ms']:>8.2f}{f'({p50[0]:.2f}-{p50[1]:.2f})':>14}"
               f"{row['p99_ms']:>8.2f}{f'({p99[0]:.1f}-{p99[1]:.1f})':>14}{row['errors']:>7}"
               f"{row['server_cpu_ms']:>11.3f}{row['wrk_cpu_ms']:>7.3f}")
+    inproc = result.get("in_process_score_one_p50_ms")
+    if inproc:
+        print(f"in-process Model.score_one p50 in the same run: {median(inproc):.2f} ms "
+              f"(rounds {min(inproc):.2f}-{max(inproc):.2f})")
     for r in result["ratios"]:
         print(f"{r['variant']}: {r['endpoint']} / healthz req/s at c={r['connections']}: {r['median']:.2f} "
               f"(rounds {r['range'][0]:.2f}-{r['range'][1]:.2f}); from CPU time per request: {r['cpu_ratio']:.2f}")
@@ -453,6 +483,8 @@ def main(argv=None) -> int:
                              "(default: one server, 'serve', exactly as postsieve serve starts it)")
     parser.add_argument("--timeout", type=float, default=5, help="wrk's per-request timeout in seconds (default 5)")
     parser.add_argument("--json", type=Path, default=None, help="write the full result here")
+    parser.add_argument("--no-in-process", dest="in_process", action="store_false",
+                        help="skip timing Model.score_one in this process next to each round")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed. On Debian/Ubuntu: sudo apt-get install wrk "
@@ -495,7 +527,13 @@ def main(argv=None) -> int:
                         result["variants"][name][f"first_requests_{endpoint}"] = check_posts(url, bodies, headers)
                 if args.warmup:  # fill every worker's word cache
                     run_wrk(url, scripts["classify"], "/v1/classify", max(concurrency), args.warmup, args.timeout)
+            in_process = InProcess(args.model, posts) if args.in_process else None
+            result["in_process_score_one_p50_ms"] = []
             for rnd in range(args.rounds):
+                if in_process:
+                    result["in_process_score_one_p50_ms"].append(in_process.measure())
+                    print(f"round {rnd} in-process Model.score_one p50 "
+                          f"{result['in_process_score_one_p50_ms'][-1]:.2f} ms", file=sys.stderr, flush=True)
                 for c in concurrency:
                     for name in (list(servers) if rnd % 2 == 0 else list(reversed(servers))):
                         for endpoint in (list(endpoints) if rnd % 2 == 0 else list(reversed(endpoints))):
