@@ -1,10 +1,12 @@
 """HTTP serving speed: /v1/classify against /healthz on the same real server, in the same run.
 
-Starts `postsieve serve` (gunicorn, as users run it) on loopback with the given models directory,
-waits for /readyz, checks every benchmark post once, then drives the server with wrk (a bounded
-closed-loop load generator: C connections, each sending its next request as soon as the last
-answer arrived, for a fixed duration) at each concurrency, alternating /healthz and
-/v1/classify so that a burst of load from a neighbour hits both alike. Reports requests/s,
+Starts `postsieve serve` (gunicorn, as users run it) on loopback with the given models directory
+and POSTSIEVE_OPEN_CLASSIFY=true (classify needs no API key; `--api-key KEY` measures classify
+with `Authorization: Bearer KEY` as well), waits for /readyz, checks every benchmark post once,
+then drives the server with wrk (a bounded closed-loop load generator: C connections, each
+sending its next request as soon as the last answer arrived, for a fixed duration) at each
+concurrency, alternating /healthz and /v1/classify so that a burst of load from a neighbour
+hits both alike. Reports requests/s,
 latency p50/p99 (wrk's own histogram, read out by a Lua `done()` hook) and errors (socket errors
 and non-2xx answers), the classify/healthz throughput ratio and the issue's targets, then stops
 the server with SIGTERM and checks that it exited cleanly.
@@ -215,15 +217,15 @@ def process_tree_cpu(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(base_url: str, script: Path, url_path: str, connections: int, duration: float, timeout: float,
+def run_wrk(base_url: str, script: Path, url_path: str, connections: int, duration: int, timeout: int,
             server_pid: int | None = None) -> dict:
     """One wrk run; its summary with requests/s, p50/p99 in milliseconds and CPU time per request.
 
     CPU time per request (the server's master and workers, and wrk's) depends far less on what
     else runs on the machine than requests/s does, so it says what a request costs.
     """
-    cmd = ["wrk", "--threads", "1", "--connections", str(connections), "--duration", f"{duration:g}s",
-           "--timeout", f"{timeout:g}s", "--latency", "--script", str(script), base_url + url_path]
+    cmd = ["wrk", "--threads", "1", "--connections", str(connections), "--duration", f"{duration}s",
+           "--timeout", f"{timeout}s", "--latency", "--script", str(script), base_url + url_path]
     server_cpu = process_tree_cpu(server_pid) if server_pid else 0.0
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + timeout + 30)
@@ -455,7 +457,8 @@ def print_report(result: dict) -> None:
         first = v.get("first_requests_classify")
         if first:
             print(f"{name}: first {result['posts']} classify requests after start: first "
-                  f"{first['first_ms']:.1f} ms, slowest {first['max_ms']:.1f} ms, median {first['median_ms']:.1f} ms")
+                  f"{first['first_ms']:.1f} ms, slowest {first['max_ms']:.1f} ms, median {first['median_ms']:.1f} ms; labels "
+                  + ", ".join(f"{label} {n}" for label, n in sorted(first["labels"].items())))
     for name, v in result["variants"].items():
         stop = v["shutdown"]
         print(f"{name}: SIGTERM -> exit {stop['exit_code']} after {stop['seconds']} s, "
@@ -468,10 +471,10 @@ def main(argv=None) -> int:
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--model", type=Path, default=None,
                         help="models directory to serve (default: POSTSIEVE_MODEL_DIR or the data directory's)")
-    parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--duration", type=int, default=10, help="whole seconds per wrk run (default 10)")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated connection counts (default 1,8,32)")
     parser.add_argument("--rounds", type=int, default=2, help="runs per endpoint and concurrency, interleaved (default 2)")
-    parser.add_argument("--warmup", type=float, default=3, help="seconds of classify load before measuring (default 3)")
+    parser.add_argument("--warmup", type=int, default=3, help="whole seconds of classify load before measuring (default 3)")
     parser.add_argument("--workers", type=int, default=None, help="passed to postsieve serve (default: its own)")
     parser.add_argument("--api-key", default=None,
                         help="also measure classify with 'Authorization: Bearer KEY' (endpoint classify+key)")
@@ -481,7 +484,7 @@ def main(argv=None) -> int:
                         help="a server to compare, with its environment and extra gunicorn settings (passed as "
                              "GUNICORN_CMD_ARGS); repeatable; all variants run side by side, runs interleaved "
                              "(default: one server, 'serve', exactly as postsieve serve starts it)")
-    parser.add_argument("--timeout", type=float, default=5, help="wrk's per-request timeout in seconds (default 5)")
+    parser.add_argument("--timeout", type=int, default=5, help="wrk's per-request timeout in whole seconds (default 5)")
     parser.add_argument("--json", type=Path, default=None, help="write the full result here")
     parser.add_argument("--no-in-process", dest="in_process", action="store_false",
                         help="skip timing Model.score_one in this process next to each round")
