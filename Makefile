@@ -21,6 +21,7 @@ bench: install
 	mkdir -p var
 	.venv/bin/python benchmarks/speed.py --json var/bench-speed.json
 	.venv/bin/python benchmarks/realworld.py --json var/bench-realworld.json
+	.venv/bin/python benchmarks/http_serving.py --json var/bench-http.json  # needs wrk (DEVELOPERS.md)
 
 clean:
 	rm -rf .venv var .pytest_cache
