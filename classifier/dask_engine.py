@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from . import outputs, records
+from . import outputs, parquet, records
 from .batch import BatchSummary, ChunkScorer, DEFAULT_CHUNK_SIZE, default_jobs
 from .dataset import FieldMap, file_format
 from .errors import ClassifierError, CorpusError, MissingExtra
@@ -140,6 +140,8 @@ class DaskJob:
         if not found:
             raise ClassifierError(f"{self.input}: no input files found (a directory, a glob or a file of "
                                   f"{', '.join(INPUT_SUFFIXES)})")
+        if self.out_fmt == "parquet" or any(file_format(p, self.in_fmt) == "parquet" for p in found):
+            parquet.require_pyarrow()  # here, rather than as a failure in every task
         out_fs, out_root = fsspec.core.url_to_fs(self.output)
         ext = self.out_fmt
         parts = []
