@@ -96,7 +96,7 @@ def post_json(url, payload, key=None):
 def test_keys_create_prints_only_the_key_and_list_never_shows_it(env, key):
     assert key.startswith("psk_") and "\n" not in key and " " not in key
     listed = run_cli(env, "keys", "list", "--json")
-    assert listed.returncode == 0 and key not in listed.stdout and key.split("_")[2] not in listed.stdout
+    assert listed.returncode == 0 and key not in listed.stdout and key.split("_", 2)[2] not in listed.stdout
     assert json.loads(listed.stdout.splitlines()[0])["scopes"] == ["classify", "feedback"]
     bad = run_cli(env, "keys", "create", "--name", "x", "--scope", "root")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "scope must be one or more of" in bad.stderr
