@@ -90,8 +90,10 @@ def save_model(model: Model, models_dir: str | Path, *, data_sha256: str, label_
                created: datetime | None = None) -> Path:
     """Write `model` as a new version directory under `models_dir` and return its path.
 
-    The version id is the creation time plus the first 8 hex digits of the model file's SHA-256.
-    Sets `model.version` to it. Does not make the version active.
+    The version id is the creation time plus the first 8 hex digits of the model file's SHA-256
+    (and "-2", "-3", ... when the same model was already saved in the same second: training is
+    deterministic, so a quick retrain on unchanged data makes the same bytes). Sets
+    `model.version` to it. Does not make the version active.
     """
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,10 @@ def save_model(model: Model, models_dir: str | Path, *, data_sha256: str, label_
         joblib.dump(model, tmp / MODEL_FILE)
         short = sha256_file(tmp / MODEL_FILE)[:8]
         model.version = f"{stamp}-{short}"
+        copy = 1
+        while (models_dir / model.version).exists():
+            copy += 1
+            model.version = f"{stamp}-{short}-{copy}"
         joblib.dump(model, tmp / MODEL_FILE)
         manifest = {
             "format_version": FORMAT_VERSION,

@@ -125,3 +125,13 @@ def test_held_out_scores_missing_or_broken(tiny_model, tmp_path):
         artifacts.load_heldout(path)
     with pytest.raises(ValueError, match="shape"):
         artifacts.save_heldout(path, ["ok", "spam"], [[1.0, 0.0, 0.0]])
+
+
+def test_the_same_model_saved_twice_in_one_second_gets_two_versions(tiny_model, tmp_path):
+    from datetime import datetime, timezone
+
+    created = datetime(2026, 11, 26, 7, 0, 0, tzinfo=timezone.utc)
+    first = artifacts.save_model(tiny_model, tmp_path, data_sha256="x", label_counts={}, metrics={}, params={}, created=created)
+    second = artifacts.save_model(tiny_model, tmp_path, data_sha256="x", label_counts={}, metrics={}, params={}, created=created)
+    assert second.name == first.name + "-2"
+    assert artifacts.load_model(second).version == second.name

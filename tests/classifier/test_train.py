@@ -94,3 +94,51 @@ def test_augmentations_are_labelled_and_grouped_with_their_host():
         assert e.label == "off_topic" and e.kind == CATEGORY_KIND
         assert e.post.category != originals[e.group_key].post.category
         assert e.post.body == originals[e.group_key].post.body
+
+
+def test_worker_processes_do_not_change_the_model():
+    one = train_model(tiny_examples(), TrainParams(folds=3, min_df=1, seed=2), jobs=1)
+    two = train_model(tiny_examples(), TrainParams(folds=3, min_df=1, seed=2), jobs=2)
+    np.testing.assert_array_equal(one.model.weights_, two.model.weights_)
+    np.testing.assert_array_equal(one.oof, two.oof)
+    assert one.model.vectorizer.vocabulary_ == two.model.vectorizer.vocabulary_
+
+
+def test_count_matrix_is_the_one_countvectorizer_builds():
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from classifier import features
+    from classifier.train import _count_matrix, _Row, _Vocabulary
+
+    docs = [["b", "a", "a", "c:xy"], ["a", "zz"], ["c:xy", "b", "b", "q"], ["only-once"]]
+    vocabulary = _Vocabulary()
+    rows = [_Row.of(vocabulary.encode(doc)) for doc in docs]
+    matrix, vectorizer = _count_matrix(rows, vocabulary.terms(), min_df=2)
+    reference = CountVectorizer(analyzer=features.tokens_identity, min_df=2, dtype=np.float64)
+    expected = reference.fit_transform(docs)
+    assert vectorizer.vocabulary_ == reference.vocabulary_
+    np.testing.assert_array_equal(matrix.toarray(), expected.toarray())
+    np.testing.assert_array_equal(vectorizer.transform(docs).toarray(), expected.toarray())
+
+
+def test_weighted_labels_converge():
+    # saga ran into max_iter (3,000 epochs, 10x the time) on this eighth of the corpus with
+    # every other post weighted 3, as moderator labels are in retraining
+    import dataclasses
+
+    from classifier.dataset import bundled_corpus_dir, load_corpus
+
+    examples = load_corpus([bundled_corpus_dir()]).examples[::8]
+    weighted = [dataclasses.replace(e, weight=3.0) if i % 2 else e for i, e in enumerate(examples)]
+    result = train_model(weighted, TrainParams(folds=2))
+    assert result.model.base.n_iter_.max() < 1000
+
+
+def test_large_training_sets_use_fewer_folds():
+    params = TrainParams(folds=3, min_df=1, large_data_posts=20, large_data_folds=2)
+    assert params.folds_for(20) == 3 and params.folds_for(21) == 2
+    result = train_model(tiny_examples(), params)  # 32 examples
+    assert "2 grouped folds" in result.report["evaluated_on"]
+    assert params.tol_for(21) == params.large_data_tol > params.tol_for(20)
+    with pytest.raises(ValueError):
+        TrainParams(large_data_folds=1)
