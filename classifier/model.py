@@ -335,15 +335,15 @@ class _Counts:
         seg_tags = np.repeat(np.arange(n_segs, dtype=np.int64) << shift, seg_lengths)
         keys = np.concatenate([entries[:n_seg_entries] | seg_tags, entries | (n_segs << shift)])
         keys.sort()
-        starts = _run_starts(keys)
-        distinct = keys[starts]
+        bounds = _run_bounds(keys)
+        distinct = keys[bounds[:-1]]
         rows = distinct >> shift
-        row_starts = _run_starts(rows)
-        row_lengths = np.diff(row_starts, append=len(rows))
+        row_bounds = _run_bounds(rows)
+        row_lengths = row_bounds[1:] - row_bounds[:-1]
         n_whole = int(row_lengths[-1]) if len(rows) and rows[-1] == n_segs else 0
         return cls(rows=rows, idx=(distinct & ((1 << shift) - 1)) - 1,
-                   cnt=np.diff(starts, append=len(keys)).astype(np.float64), n_rows=n_segs + 1,
-                   n_whole=n_whole, starts=row_starts, lengths=row_lengths)
+                   cnt=(bounds[1:] - bounds[:-1]).astype(np.float64), n_rows=n_segs + 1,
+                   n_whole=n_whole, starts=row_bounds[:-1], lengths=row_lengths)
 
 
 _EMPTY_X = np.zeros(0)
@@ -351,11 +351,15 @@ _EMPTY_W = np.zeros((0, 3))
 _EMPTY_X.flags.writeable = _EMPTY_W.flags.writeable = False
 
 
-def _run_starts(sorted_values: np.ndarray) -> np.ndarray:
-    """Index where each run of equal values starts in a sorted array."""
-    change = np.empty(len(sorted_values), dtype=bool)
-    change[:1] = True
-    np.not_equal(sorted_values[1:], sorted_values[:-1], out=change[1:])
+def _run_bounds(sorted_values: np.ndarray) -> np.ndarray:
+    """Where each run of equal values starts in a sorted array, then its length (one past the last run).
+
+    Run i is bounds[i]:bounds[i + 1]; np.diff and np.append cost more than the work here.
+    """
+    n = len(sorted_values)
+    change = np.empty(n + 1, dtype=bool)
+    change[0] = change[n] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=change[1:n])
     return np.flatnonzero(change)
 
 
