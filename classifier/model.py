@@ -21,6 +21,7 @@ checks that both give the same numbers.
 from __future__ import annotations
 
 import math
+from itertools import starmap
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -270,40 +271,40 @@ class Model:
         intercepts, all contributions (not only the top ones) give that log-odds exactly.
         """
         ref = SPAM if label_index == OK else OK
-        alpha = self.combiner_coef_[label_index] - self.combiner_coef_[ref]
+        # Python floats: each product below is the same IEEE operation, without numpy scalars
+        alpha = (self.combiner_coef_[label_index] - self.combiner_coef_[ref]).tolist()
         whole_row = counts.n_rows - 1
         n_seg_entries = len(counts.idx) - counts.n_whole
         whole_idx, whole_x = counts.idx[n_seg_entries:], counts.x[n_seg_entries:]
         seg_rows, seg_idx, seg_x = counts.rows[:n_seg_entries], counts.idx[:n_seg_entries], counts.x[:n_seg_entries]
         w = counts.w  # base weights of every entry, gathered by _logits
+        spam_vs_ok = w[:, SPAM] - w[:, OK]  # once for sentence and whole-post entries
         # whole post: its spam and off-topic logits
         ww = w[n_seg_entries:]
-        values = whole_x * (alpha[0] * (ww[:, SPAM] - ww[:, OK]) + alpha[1] * (ww[:, OFF] - ww[:, OK]))
+        values = whole_x * (alpha[0] * spam_vs_ok[n_seg_entries:] + alpha[1] * (ww[:, OFF] - ww[:, OK]))
         if n_seg_entries:
             # every sentence: its share of the mean sentence logit; the best one: the max logit
-            ws = w[:n_seg_entries]
-            seg_coef = np.full(n_seg_entries, alpha[5] / max(whole_row, 1))
-            if best >= 0:
-                seg_coef[seg_rows == best] += alpha[2]
+            share = alpha[5] / max(whole_row, 1)
+            seg_coef = np.where(seg_rows == best, share + alpha[2], share) if best >= 0 else share
             # every sentence term is also a term of the whole post (the post sums its sentences)
             where = np.searchsorted(whole_idx, seg_idx)
-            values += np.bincount(where, weights=seg_x * seg_coef * (ws[:, SPAM] - ws[:, OK]), minlength=len(whole_idx))
+            values += np.bincount(where, weights=seg_x * seg_coef * spam_vs_ok[:n_seg_entries], minlength=len(whole_idx))
         # Moderators read reasons as "why": the strongest evidence for the label comes first,
         # counter-evidence (negative weights) only fills the list when little speaks for it.
         k = min(MAX_REASONS, len(values))
         if k:
             candidates = np.argpartition(-values, k - 1)[:k]
-            if (values[candidates] > 0).sum() < MAX_REASONS:  # counter-evidence may fill the list
+            if np.count_nonzero(values[candidates] > 0) < MAX_REASONS:  # counter-evidence may fill the list
                 candidates = np.unique(np.concatenate([candidates, np.argpartition(values, k - 1)[:k]]))
         else:
             candidates = np.zeros(0, dtype=np.int64)
         ranked = list(zip(self.feature_names[whole_idx[candidates]].tolist(), values[candidates].tolist()))
-        ranked.append(("sentence count", float(alpha[3] * phi[3])))
+        ranked.append(("sentence count", alpha[3] * float(phi[3])))
         if phi[4]:
-            ranked.append((f"category mismatch ({post.category})", float(alpha[4] * phi[4])))
+            ranked.append((f"category mismatch ({post.category})", alpha[4] * float(phi[4])))
         ranked = [kv for kv in ranked if kv[1] != 0.0]
         ranked.sort(key=lambda kv: (kv[1] <= 0, -abs(kv[1])))
-        return tuple(Reason(name, v) for name, v in ranked[:MAX_REASONS])
+        return tuple(starmap(Reason, ranked[:MAX_REASONS]))
 
 
 class _Counts:
