@@ -176,7 +176,7 @@ def promo_tokens_per_segment(texts: list[str]) -> list[list[str]]:
         return out
     ends = list(accumulate(len(t) + 1 for t in texts))
     for name, triggers, pattern in _PROMO:
-        if not any(t in low for t in triggers):
+        if not any(map(low.__contains__, triggers)):  # no generator frame: a third of the cost
             continue
         token = "promo:" + name
         for m in pattern.finditer(low):

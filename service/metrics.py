@@ -31,13 +31,19 @@ class Metrics:
         self.model_info = Gauge("postsieve_model_info", "1 for the model version a worker serves.",
                                 ["version"], multiprocess_mode="livemax", registry=registry)
         self._shown_version: str | None = None
+        self._decision_children: dict[tuple[str, str], Counter] = {}
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)
 
     def observe_scored(self, scored) -> None:
-        self.decisions.labels(scored.label, scored.decision).inc()
+        # labels() validates and locks on every call; there are only nine (label, decision) pairs
+        key = (scored.label, scored.decision)
+        child = self._decision_children.get(key)
+        if child is None:
+            child = self._decision_children[key] = self.decisions.labels(*key)
+        child.inc()
 
     def serving(self, version: str) -> None:
         """Record the model version this process answers with (cheap when unchanged)."""

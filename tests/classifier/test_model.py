@@ -26,6 +26,30 @@ def test_fast_path_matches_scikit_learn(tiny_model):
         np.testing.assert_allclose(fast[-1], reference[-1], rtol=1e-9, atol=1e-9)
 
 
+def test_fast_counts_equal_plain_token_counts(tiny_model):
+    """The packed-key counting gives, row by row, exactly the counts of the reference tokens.
+
+    Exact integer equality, not a tolerance: the TF-IDF sums run over these arrays in this
+    order, so equal arrays are what keeps scores bit-identical when the counting changes.
+    """
+    from collections import Counter
+
+    vocab = tiny_model.vocabulary_
+    for post in POSTS + [Post("x5", "Call +1 (555) 010-0199", "Mail a@b.com. See www.x.com/p. " * 40)]:
+        _, lists, whole = post_tokens(post)
+        _, counts = tiny_model._count(post)
+        expected = []
+        for row, tokens in enumerate(lists + [whole]):
+            found = Counter(vocab[t] - 1 for t in tokens if t in vocab)
+            expected.extend((row, i, found[i]) for i in sorted(found))
+        got = list(zip(counts.rows.tolist(), counts.idx.tolist(), counts.cnt.tolist()))
+        assert got == expected
+        assert counts.n_whole == sum(1 for row, _, _ in expected if row == len(lists))
+        present = sorted({row for row, _, _ in expected})
+        assert counts.rows[counts.starts].tolist() == present
+        assert counts.lengths.tolist() == [sum(1 for r, _, _ in expected if r == row) for row in present]
+
+
 def test_probabilities_sum_to_one_and_contract(tiny_model):
     for scored in tiny_model.score(POSTS):
         assert set(scored.scores) == set(LABELS)
