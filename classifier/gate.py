@@ -43,10 +43,14 @@ class GateMargins:
             raise ValueError(f"min_labels must be >= 1, got {self.min_labels}")
 
 
-def heldout_metrics(model: Model, posts: list[Post], labels: list[str]) -> dict:
-    """Gate metrics (and a few context numbers) of one model on labelled posts."""
+def heldout_metrics(model: Model, posts: list[Post], labels: list[str], probabilities=None) -> dict:
+    """Gate metrics (and a few context numbers) of one model on labelled posts; pass the model's
+    `probabilities` of those posts when they were computed already."""
     y = np.asarray(labels)
-    p = model.predict_proba(posts) if posts else np.zeros((0, 3))
+    if probabilities is not None:
+        p = np.asarray(probabilities, dtype=float).reshape(-1, 3)
+    else:
+        p = model.predict_proba(posts) if posts else np.zeros((0, 3))
     decisions = np.array(decide_all(p, model.thresholds)) if len(p) else np.array([], dtype=str)
     spam, blocked = y == "spam", decisions == "block"
     off = y == "off_topic"

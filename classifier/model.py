@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from itertools import starmap
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -226,6 +226,14 @@ class Model:
     # cheaper than numpy calls at that size.
     def _combiner_inputs(self, post: Post, segs, z: np.ndarray) -> tuple[np.ndarray, int]:
         """The combiner's six inputs, and the row index of the most spam-like segment (-1: none)."""
+        return self.combiner_inputs_from_logits(z, post.category,
+                                                lambda: sum(seg.text.count(" ") + 1 for seg in segs))
+
+    def combiner_inputs_from_logits(self, z: np.ndarray, category: str,
+                                    n_words: Callable[[], int]) -> tuple[np.ndarray, int]:
+        """`_combiner_inputs` from logits rows (each segment, then the whole post; training
+        computes them for many posts at once) and the post's word count, asked for only when
+        the category is known."""
         rows = z.tolist()
         whole = rows[-1]
         post_spam = whole[SPAM] - whole[OK]
@@ -237,16 +245,15 @@ class Model:
         else:
             best, best_spam, mean_spam = -1, post_spam, post_spam
         mismatch = 0.0
-        ci = self._category_index.get(post.category.strip().casefold()) if post.category else None
+        ci = self._category_index.get(category.strip().casefold()) if category else None
         if ci is not None:
             cat = whole[3:]
             # P(filed) / max P over categories, from the logits: exp(z_filed - z_max)
             ratio = math.exp(cat[ci] - max(cat))
             # A short reply ("works now, cheers") says too little about where it belongs: the
             # mismatch counts in full only from MISMATCH_FULL_WORDS words on.
-            n_words = sum(seg.text.count(" ") + 1 for seg in segs)
-            mismatch = (1.0 - ratio) * min(1.0, n_words / MISMATCH_FULL_WORDS)
-        phi = np.array([post_spam, whole[OFF] - whole[OK], best_spam, math.log1p(len(segs)), mismatch, mean_spam])
+            mismatch = (1.0 - ratio) * min(1.0, n_words() / MISMATCH_FULL_WORDS)
+        phi = np.array([post_spam, whole[OFF] - whole[OK], best_spam, math.log1p(len(rows) - 1), mismatch, mean_spam])
         return phi, best
 
     def _highlights(self, segs, z: np.ndarray, label: str) -> tuple[Highlight, ...]:

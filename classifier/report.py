@@ -358,7 +358,8 @@ def backtest_section(backtest: Mapping | None, limit: int = MAX_CHANGES) -> str:
     counts = backtest.get("counts") or {}
     changes = list(backtest.get("changes") or [])
     intro = _p(f"Decisions of the candidate {backtest.get('candidate') or '-'} against "
-               f"{backtest.get('against') or '-'} on the same past posts: "
+               f"{backtest.get('against') or '-'} on the same past posts "
+               f"({backtest.get('scope') or 'every labelled post'}, {backtest.get('scored', '-')} scored): "
                f"{sum(v for v in counts.values() if _is_number(v))} changed.")
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1] if _is_number(kv[1]) else 0, str(kv[0])))
     body = intro + _table(["change", "posts"], ordered, text_columns=(0,))

@@ -14,10 +14,12 @@ Tokens are stored once per run as integer ids (a word's terms are looked up once
 word), so memory grows with the posts' distinct tokens, not with Python strings per token. The
 fold fits and the final fit are independent: with more than one core they run in worker
 processes (forked, so they share the token arrays). Above `large_data_posts` examples the
-run uses `large_data_folds` folds and saga's looser `large_data_tol`: six combiner inputs need
-no more out-of-fold rows than two folds give, each fold costs a whole fit, and the epochs saga
-spends past that tolerance (about half of them: 105 against 44 on 3,000 moderator labels)
-are the cheapest to drop; the gate judges the candidate either way.
+run uses `large_data_folds` folds, saga's looser `large_data_tol` and
+`large_data_sentences_per_post` random sentence rows per legitimate post: six combiner inputs
+need no more out-of-fold rows than two folds give, each fold costs a whole fit, the epochs saga
+spends past that tolerance (about half of them: 105 against 44 on 3,000 moderator labels) are
+the cheapest to drop, and with that many posts two sentences each still teach sentence-level
+scoring. The gate judges the candidate either way.
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ class TrainParams:
     large_data_posts: int = 20_000
     large_data_folds: int = 2
     large_data_tol: float = 1e-3
+    large_data_sentences_per_post: int = 2
     C: float = 8.0
     category_temperature: float = 20.0
     combiner_C: float = 1.0
@@ -87,6 +90,9 @@ class TrainParams:
 
     def tol_for(self, n_examples: int) -> float:
         return self.large_data_tol if n_examples > self.large_data_posts else self.tol
+
+    def sentences_for(self, n_examples: int) -> int:
+        return self.large_data_sentences_per_post if n_examples > self.large_data_posts else self.sentences_per_post
 
 
 @dataclass
@@ -144,6 +150,8 @@ class _Tokenised:
 
     whole: _Row
     sentences: list[tuple[_Row, str]]  # sentence-level training rows and their labels
+    segments: list[_Row]  # every segment, in order: out-of-fold combiner inputs need them all
+    n_words: int
 
 
 def train_model(examples: list[Example], params: TrainParams = TrainParams(),
@@ -166,26 +174,27 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
     all_examples, fold_ids, augmented = augment_by_fold(examples, fold_of, categories, params, rng, folds)
     say(f"{len(examples)} examples, {sum(augmented.values())} augmented, {folds} folds")
 
-    vocabulary = _Vocabulary()
-    tokenised = []
-    for i, e in enumerate(all_examples):
-        tokenised.append(_tokenise(e, params, rng, vocabulary))
-        if (i + 1) % 10_000 == 0:
-            say(f"tokenised {i + 1}/{len(all_examples)}")
-    fitting = _Fitting(all_examples, tokenised, vocabulary.terms(), categories, params, fold_ids,
-                       params.tol_for(len(examples)))
-    del vocabulary
+    tokenised, terms = _tokenise_all(all_examples, rng, params.sentences_for(len(examples)), jobs, say)
+    fitting = _Fitting(all_examples, tokenised, terms, categories, params, fold_ids, params.tol_for(len(examples)))
 
     phi = np.zeros((len(all_examples), len(COMBINER_FEATURES)))
     final = None
-    tasks = ["final", *range(folds)]
-    for task, outcome in zip(tasks, _run_fits(fitting, tasks, jobs)):
+    # Small runs fit the final model beside the folds. Large ones fit the folds first and start
+    # the final fit from their mean coefficients: it needs fewer epochs than the folds took.
+    warm = len(examples) > params.large_data_posts
+    tasks = [*([] if warm else ["final"]), *range(folds)]
+    starts = []
+    for task, outcome in zip(tasks, _map_in_workers(fitting, tasks, jobs, in_flight=len(tasks))):
         if task == "final":
             final = outcome
         else:
-            test_idx, rows = outcome
+            test_idx, rows, start = outcome
             phi[test_idx] = rows
+            starts.append(start)
         say(f"fitted {'the final base model' if task == 'final' else f'fold {task + 1}/{folds}'}")
+    if warm:
+        final = _fit_base(fitting, np.arange(len(all_examples)), starts)
+        say("fitted the final base model, started from the folds' mean")
 
     y = np.array([e.label for e in all_examples])
     weights = np.array([e.weight for e in all_examples])
@@ -245,8 +254,76 @@ def _assign_folds(examples: list[Example], params: TrainParams, folds: int | Non
     return fold_of
 
 
-def _tokenise(example: Example, params: TrainParams, rng: random.Random, vocabulary: _Vocabulary) -> _Tokenised:
-    """Whole-post row and the sentence-level rows an example contributes.
+@dataclass
+class _Candidates:
+    """An example's rows before any random choice: the whole post, every segment, the segments
+    it always contributes as sentence rows, and those a seeded sample is drawn from
+    (`samples`: whether one is drawn)."""
+
+    whole: _Row
+    segments: list[_Row]
+    n_words: int
+    always: list[int]
+    pool: list[int]
+    samples: bool
+
+
+@dataclass
+class _ChunkTokeniser:
+    """Tokenises examples [start, end) with a vocabulary of its own (worker side: no random
+    choice happens here, so the work can be split across processes without changing a row)."""
+
+    examples: list[Example]
+
+    def __call__(self, span: tuple[int, int]) -> tuple[list[str], list[_Candidates]]:
+        vocabulary = _Vocabulary()
+        out = [_candidates(e, vocabulary) for e in self.examples[span[0]:span[1]]]
+        return vocabulary.terms(), out
+
+
+_TOKENISE_CHUNK = 2000
+
+
+def _tokenise_all(examples: list[Example], rng: random.Random, sentences_per_post: int, jobs: int | None,
+                  say: Progress) -> tuple[list[_Tokenised], list[str]]:
+    """Rows of every example (chunks over worker processes) on one vocabulary, and its terms.
+
+    The seeded sentence samples are drawn here, in example order, so the rows do not depend on
+    how the work was split.
+    """
+    spans = [(i, min(i + _TOKENISE_CHUNK, len(examples))) for i in range(0, len(examples), _TOKENISE_CHUNK)]
+    ids: dict[str, int] = {}
+    tokenised: list[_Tokenised] = []
+    for terms, candidates in _map_in_workers(_ChunkTokeniser(examples), spans, jobs):
+        to_global = np.fromiter((ids.setdefault(t, len(ids)) for t in terms), dtype=np.int32, count=len(terms))
+        for c in candidates:
+            e = examples[len(tokenised)]
+            picked = list(c.always)
+            if c.samples:
+                per_post = sentences_per_post if e.label == "ok" else max(1, sentences_per_post - 1)
+                picked += [c.pool[j] for j in rng.sample(range(len(c.pool)), k=min(per_post, len(c.pool)))]
+            segments = [_Row(to_global[r.ids], r.counts) for r in c.segments]
+            tokenised.append(_Tokenised(_Row(to_global[c.whole.ids], c.whole.counts),
+                                        [(segments[i], e.label) for i in picked], segments, c.n_words))
+        say(f"tokenised {len(tokenised)}/{len(examples)}")
+    return tokenised, list(ids)
+
+
+def _map_in_workers(work, items: list, jobs: int | None, in_flight: int | None = None):
+    """`work` over items in order, in forked worker processes when there are cores for it
+    (at most `in_flight` items handed out at a time: the default bounds memory)."""
+    jobs = min(len(items), jobs or os.cpu_count() or 1)
+    if jobs <= 1:
+        yield from map(work, items)
+        return
+    from .workers import OrderedPool
+
+    with OrderedPool(work, jobs, in_flight=in_flight) as pool:
+        yield from pool.map(items)
+
+
+def _candidates(example: Example, vocabulary: _Vocabulary) -> _Candidates:
+    """Whole-post row and the sentence rows an example may contribute.
 
     The ids are those of `features.tokens_from_parts` (the tokens scoring uses), encoded
     without building every word's character n-grams again.
@@ -263,25 +340,26 @@ def _tokenise(example: Example, params: TrainParams, rng: random.Random, vocabul
         lists.append(ids)
     whole = [i for ids in lists for i in ids]
     whole.extend(vocabulary.encode(features.post_level_tokens(segs, [extra for _, extra in parts])))
-    sentences: list[tuple[_Row, str]] = []
+    segments = [_Row.of(ids) for ids in lists]
+    n_words = sum(seg.text.count(" ") + 1 for seg in segs)  # as Model._combiner_inputs counts
+    candidates = _Candidates(_Row.of(whole), segments, n_words, [], [], False)
     if example.kind == augment.CATEGORY_KIND:
-        return _Tokenised(_Row.of(whole), sentences)
+        return candidates
     if example.label == "spam" and example.promo:
-        for seg, ids in zip(segs, lists):
+        for i, seg in enumerate(segs):
             text = example.post.title if seg.field == "title" else example.post.body
             piece = text[seg.start:seg.end]
             if any(_overlaps(text, p, seg.start, seg.end) or piece in p for p in example.promo):
-                sentences.append((_Row.of(ids), "spam"))
+                candidates.always.append(i)
     elif example.label != "spam" and len(segs) > 1:
         # Every sentence that carries a link or a contact is a sentence-level example of its
         # post's label, so a lone link line in an honest answer does not look like a link drop;
         # plus a few random sentences.
         with_links = [i for i, (ws, extra) in enumerate(parts) if any(t.startswith(_CONTACT) for t in extra)]
-        others = [i for i, s in enumerate(segs) if len(s.text.split()) >= 3 and i not in with_links]
-        per_post = params.sentences_per_post if example.label == "ok" else max(1, params.sentences_per_post - 1)
-        for i in with_links + rng.sample(others, k=min(per_post, len(others))):
-            sentences.append((_Row.of(lists[i]), example.label))
-    return _Tokenised(_Row.of(whole), sentences)
+        candidates.always.extend(with_links)
+        candidates.pool.extend(i for i, s in enumerate(segs) if len(s.text.split()) >= 3 and i not in with_links)
+        candidates.samples = True
+    return candidates
 
 
 def _overlaps(text: str, promo: str, start: int, end: int) -> bool:
@@ -307,28 +385,72 @@ class _Fitting:
     tol: float
 
     def __call__(self, task):
-        """'final': the base model on all rows. Fold k: out-of-fold combiner inputs of fold k."""
+        """'final': the base model on all rows. Fold k: out-of-fold combiner inputs of fold k,
+        and the fold's coefficients by term id (a start for the final fit)."""
         if task == "final":
             return _fit_base(self, np.arange(len(self.examples)))
         test_idx = np.flatnonzero(self.fold_ids == task)
         fold_model = _fit_base(self, np.flatnonzero(self.fold_ids != task))
-        return test_idx, np.array([fold_model.combiner_inputs(self.examples[i].post) for i in test_idx])
+        phi = _combiner_inputs_of(self, fold_model, test_idx)
+        start = _Start(fold_model.term_ids_, fold_model.base.classes_, fold_model.base.coef_,
+                       fold_model.base.intercept_)
+        return test_idx, phi, start
 
 
-def _run_fits(fitting: _Fitting, tasks: list, jobs: int | None):
-    """Results of `fitting(task)` in task order, in worker processes when there are cores for it."""
-    jobs = min(len(tasks), jobs or os.cpu_count() or 1)
-    if jobs <= 1:
-        yield from map(fitting, tasks)
-        return
-    from .workers import OrderedPool
-
-    with OrderedPool(fitting, jobs, in_flight=len(tasks)) as pool:
-        yield from pool.map(tasks)
+_INPUTS_CHUNK = 5000
 
 
-def _fit_base(fitting: _Fitting, idx) -> Model:
+def _combiner_inputs_of(fitting: _Fitting, model: Model, idx) -> np.ndarray:
+    """`model.combiner_inputs` of the examples `idx`, from their stored rows: one sparse product
+    for thousands of posts instead of tokenising each post again (a test checks they agree)."""
+    out = np.zeros((len(idx), len(COMBINER_FEATURES)))
+    for at in range(0, len(idx), _INPUTS_CHUNK):
+        chunk = idx[at:at + _INPUTS_CHUNK]
+        rows: list[_Row] = []
+        ends = []
+        for i in chunk:
+            rows.extend(fitting.tokenised[i].segments)
+            rows.append(fitting.tokenised[i].whole)
+            ends.append(len(rows))
+        counts = _rows_matrix(rows, len(fitting.terms))[:, model.term_ids_]
+        z = np.asarray(model.tfidf.transform(counts) @ model.weights_) + model.bias_
+        start = 0
+        for j, (i, end) in enumerate(zip(chunk, ends)):
+            t = fitting.tokenised[i]
+            out[at + j] = model.combiner_inputs_from_logits(z[start:end], fitting.examples[i].post.category,
+                                                            lambda t=t: t.n_words)[0]
+            start = end
+    return out
+
+
+@dataclass
+class _Start:
+    """A fitted base model's coefficients by global term id, to start another fit from."""
+
+    term_ids: np.ndarray
+    classes: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    @classmethod
+    def mean(cls, starts: list["_Start"], term_ids: np.ndarray, n_terms: int) -> "_Start | None":
+        """The starts' mean coefficients on the columns `term_ids` (0 where a start lacks a term)."""
+        if not starts or any(list(s.classes) != list(starts[0].classes) for s in starts):
+            return None
+        column = np.full(n_terms, -1, dtype=np.int64)
+        column[term_ids] = np.arange(len(term_ids))
+        coef = np.zeros((starts[0].coef.shape[0], len(term_ids)))
+        for s in starts:
+            cols = column[s.term_ids]
+            known = cols >= 0
+            coef[:, cols[known]] += s.coef[:, known]
+        return cls(term_ids, starts[0].classes, coef / len(starts),
+                   np.mean([s.intercept for s in starts], axis=0))
+
+
+def _fit_base(fitting: _Fitting, idx, starts: list[_Start] | None = None) -> Model:
     """Fit vectoriser, base and category models on examples `idx`; combiner left empty.
+    With `starts`, saga begins at their mean coefficients instead of zero.
 
     The count matrix is the one scikit-learn's CountVectorizer (min_df, columns in term order)
     builds from the same tokens, assembled from the stored rows; the fitted vectoriser gets
@@ -350,7 +472,7 @@ def _fit_base(fitting: _Fitting, idx) -> Model:
             rows.append(row)
             labels.append(label)
             weights.append(e.weight * params.sentence_weight)
-    counts, vectorizer = _count_matrix(rows, fitting.terms, params.min_df)
+    counts, vectorizer, term_ids = _count_matrix(rows, fitting.terms, params.min_df)
     del rows
     tfidf = TfidfTransformer(sublinear_tf=True).fit(counts)
     x = tfidf.transform(counts)
@@ -362,27 +484,43 @@ def _fit_base(fitting: _Fitting, idx) -> Model:
     weights = np.asarray(weights, dtype=np.float64)
     scale = float(weights.max())
     base = LogisticRegression(C=params.C * scale, solver="saga", tol=fitting.tol, max_iter=3000,
-                              random_state=params.seed).fit(
-        x, labels, sample_weight=weights / scale)
+                              random_state=params.seed)
+    start = _Start.mean(starts or [], term_ids, len(fitting.terms))
+    if start is not None and list(start.classes) == sorted(set(labels)):
+        base.set_params(warm_start=True)
+        base.coef_, base.intercept_ = start.coef, start.intercept
+    base.fit(x, labels, sample_weight=weights / scale)
+    base.set_params(warm_start=False)
+    for attribute in ("coef_", "intercept_"):  # a warm start leaves views of its own arrays
+        setattr(base, attribute, np.ascontiguousarray(getattr(base, attribute)))
     category_model = None
     if len({c for _, c in cat_rows}) >= 2:
         picked = [r for r, _ in cat_rows]
         category_model = CategoryCentroids(temperature=params.category_temperature).fit(
             x[picked], [c for _, c in cat_rows])
-    return Model(vectorizer=vectorizer, tfidf=tfidf, base=base, category_model=category_model,
-                 combiner=None, thresholds=None)
+    model = Model(vectorizer=vectorizer, tfidf=tfidf, base=base, category_model=category_model,
+                  combiner=None, thresholds=None)
+    model.term_ids_ = term_ids  # training only: train_model builds the saved Model afresh
+    return model
 
 
-def _count_matrix(rows: list[_Row], terms: list[str], min_df: int):
-    """Counts of the rows over the terms in at least `min_df` rows, columns in term order, and
-    a CountVectorizer fitted to exactly that vocabulary."""
+def _rows_matrix(rows: list[_Row], n_terms: int) -> sp.csr_matrix:
+    """Counts of the rows over every term id (float64, as CountVectorizer counts)."""
     lengths = np.fromiter((len(r.ids) for r in rows), dtype=np.int64, count=len(rows))
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
     indices = np.concatenate([r.ids for r in rows]) if rows else np.zeros(0, dtype=np.int32)
     data = np.concatenate([r.counts for r in rows]).astype(np.float64) if rows else np.zeros(0)
-    matrix = sp.csr_matrix((data, indices, indptr), shape=(len(rows), len(terms)))
-    df = np.bincount(indices, minlength=len(terms))
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(len(rows), n_terms))
+    matrix.sort_indices()  # rows hold their ids in the order the vocabulary met them
+    return matrix
+
+
+def _count_matrix(rows: list[_Row], terms: list[str], min_df: int):
+    """Counts of the rows over the terms in at least `min_df` rows, columns in term order, a
+    CountVectorizer fitted to exactly that vocabulary, and the term ids of the columns."""
+    matrix = _rows_matrix(rows, len(terms))
+    df = np.bincount(matrix.indices, minlength=len(terms))
     kept = sorted(np.flatnonzero(df >= min_df).tolist(), key=terms.__getitem__)
     if not kept:
         raise ValueError(f"no term occurs in {min_df} or more training rows")
@@ -391,7 +529,7 @@ def _count_matrix(rows: list[_Row], terms: list[str], min_df: int):
     vectorizer = CountVectorizer(analyzer=features.tokens_identity, min_df=min_df, dtype=np.float64)
     vectorizer.vocabulary_ = {terms[i]: column for column, i in enumerate(kept)}
     vectorizer.fixed_vocabulary_ = False
-    return matrix, vectorizer
+    return matrix, vectorizer, np.asarray(kept, dtype=np.int64)
 
 
 def _fit_combiner(phi, y, weights, params: TrainParams) -> LogisticRegression:

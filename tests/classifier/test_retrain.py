@@ -104,6 +104,17 @@ def test_retrain_saves_a_gated_candidate_with_its_lineage(database, corpus, mode
         manifest["retraining"]["counts"]["feedback_train"]["spam"] == 10
     assert len(manifest["training_data"]["sha256"]) == 64
     assert result.backtest["against"] == parent and result.backtest["scored"] == 20
+    assert result.backtest["scope"] == "every labelled post"
+
+
+def test_many_labels_backtest_only_the_held_out_ones_in_the_report(database, corpus, models):
+    store = FeedbackStore(database)
+    add_labels(store, 10)
+    result = retrain(models, store, corpus, options(report_backtest_labels=19, force=True))
+    held = sum(result.training["counts"]["feedback_heldout"].values())
+    assert 0 < held < 20 and result.backtest["scored"] == held
+    assert "held-out" in result.backtest["scope"] and "postsieve backtest" in result.backtest["scope"]
+    assert "held-out labels" in (result.path / "report.html").read_text()
 
 
 def test_a_failed_gate_keeps_the_candidate_inactive_unless_forced(database, corpus, models):
@@ -162,3 +173,19 @@ def test_gate_compares_each_metric_with_its_margin():
     assert "spam_recall_at_block fell from 0.800 to 0.700" in verdict["failures"][0]
     unmeasurable = compare(dict(active, off_topic_roc_auc=None), dict(active, off_topic_roc_auc=None), margins)
     assert unmeasurable["passed"] and "off_topic_roc_auc" in unmeasurable["skipped"][0]
+
+
+def test_rescoring_in_worker_processes_equals_scoring_in_order(tiny_model, monkeypatch):
+    import numpy as np
+
+    from classifier import retrain as retrain_module
+    from classifier.retrain import rescore
+
+    monkeypatch.setattr(retrain_module, "_RESCORE_CHUNK", 5)  # several chunks over two workers
+    posts = [e.post for e in tiny_examples()]
+    one, = rescore([tiny_model], posts, jobs=1)
+    two, same_again = rescore([tiny_model, tiny_model], posts, jobs=2)
+    expected = tiny_model.score(posts, explain=False)
+    assert one.decisions == two.decisions == same_again.decisions == [s.decision for s in expected]
+    np.testing.assert_array_equal(two.probabilities, tiny_model.predict_proba(posts))
+    np.testing.assert_array_equal(one.probabilities, two.probabilities)

@@ -113,9 +113,10 @@ def test_count_matrix_is_the_one_countvectorizer_builds():
     docs = [["b", "a", "a", "c:xy"], ["a", "zz"], ["c:xy", "b", "b", "q"], ["only-once"]]
     vocabulary = _Vocabulary()
     rows = [_Row.of(vocabulary.encode(doc)) for doc in docs]
-    matrix, vectorizer = _count_matrix(rows, vocabulary.terms(), min_df=2)
+    matrix, vectorizer, term_ids = _count_matrix(rows, vocabulary.terms(), min_df=2)
     reference = CountVectorizer(analyzer=features.tokens_identity, min_df=2, dtype=np.float64)
     expected = reference.fit_transform(docs)
+    assert [vocabulary.terms()[i] for i in term_ids] == sorted(reference.vocabulary_)
     assert vectorizer.vocabulary_ == reference.vocabulary_
     np.testing.assert_array_equal(matrix.toarray(), expected.toarray())
     np.testing.assert_array_equal(vectorizer.transform(docs).toarray(), expected.toarray())
@@ -137,8 +138,31 @@ def test_weighted_labels_converge():
 def test_large_training_sets_use_fewer_folds():
     params = TrainParams(folds=3, min_df=1, large_data_posts=20, large_data_folds=2)
     assert params.folds_for(20) == 3 and params.folds_for(21) == 2
-    result = train_model(tiny_examples(), params)  # 32 examples
+    result = train_model(tiny_examples(), params, jobs=2)  # 32 examples
     assert "2 grouped folds" in result.report["evaluated_on"]
+    # the final fit starts from the folds' mean coefficients; the result still does not
+    # depend on the worker processes, and the model still fits its training posts
+    again = train_model(tiny_examples(), params, jobs=1)
+    np.testing.assert_array_equal(result.model.weights_, again.model.weights_)
+    scored = result.model.score([e.post for e in tiny_examples()], explain=False)
+    assert sum(s.label == e.label for s, e in zip(scored, tiny_examples())) >= 28
     assert params.tol_for(21) == params.large_data_tol > params.tol_for(20)
     with pytest.raises(ValueError):
         TrainParams(large_data_folds=1)
+
+
+def test_out_of_fold_inputs_in_bulk_equal_the_scoring_path():
+    import random
+
+    from classifier.train import _combiner_inputs_of, _fit_base, _Fitting, _tokenise_all
+
+    examples = tiny_examples()
+    params = TrainParams(folds=3, min_df=1)
+    tokenised, terms = _tokenise_all(examples, random.Random(0), 6, 1, lambda message: None)
+    categories = sorted({e.post.category for e in examples if e.label == "ok" and e.post.category})
+    fitting = _Fitting(examples, tokenised, terms, categories, params, np.zeros(len(examples), dtype=int), 1e-4)
+    model = _fit_base(fitting, np.arange(len(examples)))
+    bulk = _combiner_inputs_of(fitting, model, np.arange(len(examples)))
+    one_by_one = np.array([model.combiner_inputs(e.post) for e in examples])
+    assert np.abs(one_by_one[:, 4]).max() > 0  # the category mismatch input is exercised
+    np.testing.assert_allclose(bulk, one_by_one, rtol=1e-9, atol=1e-12)
