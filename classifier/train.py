@@ -179,22 +179,17 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
 
     phi = np.zeros((len(all_examples), len(COMBINER_FEATURES)))
     final = None
-    # Small runs fit the final model beside the folds. Large ones fit the folds first and start
-    # the final fit from their mean coefficients: it needs fewer epochs than the folds took.
-    warm = len(examples) > params.large_data_posts
-    tasks = [*([] if warm else ["final"]), *range(folds)]
-    starts = []
+    # The final fit runs beside the folds. Tried at 100k labels: fitting the folds first and
+    # starting the final fit from their mean coefficients cut its epochs from ~42 to 25, but
+    # left a core idle meanwhile: 170 s against 150 s end to end.
+    tasks = ["final", *range(folds)]
     for task, outcome in zip(tasks, _map_in_workers(fitting, tasks, jobs, in_flight=len(tasks))):
         if task == "final":
             final = outcome
         else:
-            test_idx, rows, start = outcome
+            test_idx, rows = outcome
             phi[test_idx] = rows
-            starts.append(start)
         say(f"fitted {'the final base model' if task == 'final' else f'fold {task + 1}/{folds}'}")
-    if warm:
-        final = _fit_base(fitting, np.arange(len(all_examples)), starts)
-        say("fitted the final base model, started from the folds' mean")
 
     y = np.array([e.label for e in all_examples])
     weights = np.array([e.weight for e in all_examples])
@@ -385,16 +380,12 @@ class _Fitting:
     tol: float
 
     def __call__(self, task):
-        """'final': the base model on all rows. Fold k: out-of-fold combiner inputs of fold k,
-        and the fold's coefficients by term id (a start for the final fit)."""
+        """'final': the base model on all rows. Fold k: out-of-fold combiner inputs of fold k."""
         if task == "final":
             return _fit_base(self, np.arange(len(self.examples)))
         test_idx = np.flatnonzero(self.fold_ids == task)
         fold_model = _fit_base(self, np.flatnonzero(self.fold_ids != task))
-        phi = _combiner_inputs_of(self, fold_model, test_idx)
-        start = _Start(fold_model.term_ids_, fold_model.base.classes_, fold_model.base.coef_,
-                       fold_model.base.intercept_)
-        return test_idx, phi, start
+        return test_idx, _combiner_inputs_of(self, fold_model, test_idx)
 
 
 _INPUTS_CHUNK = 5000
@@ -423,34 +414,8 @@ def _combiner_inputs_of(fitting: _Fitting, model: Model, idx) -> np.ndarray:
     return out
 
 
-@dataclass
-class _Start:
-    """A fitted base model's coefficients by global term id, to start another fit from."""
-
-    term_ids: np.ndarray
-    classes: np.ndarray
-    coef: np.ndarray
-    intercept: np.ndarray
-
-    @classmethod
-    def mean(cls, starts: list["_Start"], term_ids: np.ndarray, n_terms: int) -> "_Start | None":
-        """The starts' mean coefficients on the columns `term_ids` (0 where a start lacks a term)."""
-        if not starts or any(list(s.classes) != list(starts[0].classes) for s in starts):
-            return None
-        column = np.full(n_terms, -1, dtype=np.int64)
-        column[term_ids] = np.arange(len(term_ids))
-        coef = np.zeros((starts[0].coef.shape[0], len(term_ids)))
-        for s in starts:
-            cols = column[s.term_ids]
-            known = cols >= 0
-            coef[:, cols[known]] += s.coef[:, known]
-        return cls(term_ids, starts[0].classes, coef / len(starts),
-                   np.mean([s.intercept for s in starts], axis=0))
-
-
-def _fit_base(fitting: _Fitting, idx, starts: list[_Start] | None = None) -> Model:
+def _fit_base(fitting: _Fitting, idx) -> Model:
     """Fit vectoriser, base and category models on examples `idx`; combiner left empty.
-    With `starts`, saga begins at their mean coefficients instead of zero.
 
     The count matrix is the one scikit-learn's CountVectorizer (min_df, columns in term order)
     builds from the same tokens, assembled from the stored rows; the fitted vectoriser gets
@@ -484,15 +449,7 @@ def _fit_base(fitting: _Fitting, idx, starts: list[_Start] | None = None) -> Mod
     weights = np.asarray(weights, dtype=np.float64)
     scale = float(weights.max())
     base = LogisticRegression(C=params.C * scale, solver="saga", tol=fitting.tol, max_iter=3000,
-                              random_state=params.seed)
-    start = _Start.mean(starts or [], term_ids, len(fitting.terms))
-    if start is not None and list(start.classes) == sorted(set(labels)):
-        base.set_params(warm_start=True)
-        base.coef_, base.intercept_ = start.coef, start.intercept
-    base.fit(x, labels, sample_weight=weights / scale)
-    base.set_params(warm_start=False)
-    for attribute in ("coef_", "intercept_"):  # a warm start leaves views of its own arrays
-        setattr(base, attribute, np.ascontiguousarray(getattr(base, attribute)))
+                              random_state=params.seed).fit(x, labels, sample_weight=weights / scale)
     category_model = None
     if len({c for _, c in cat_rows}) >= 2:
         picked = [r for r, _ in cat_rows]

@@ -140,8 +140,7 @@ def test_large_training_sets_use_fewer_folds():
     assert params.folds_for(20) == 3 and params.folds_for(21) == 2
     result = train_model(tiny_examples(), params, jobs=2)  # 32 examples
     assert "2 grouped folds" in result.report["evaluated_on"]
-    # the final fit starts from the folds' mean coefficients; the result still does not
-    # depend on the worker processes, and the model still fits its training posts
+    # the result does not depend on the worker processes, and the model fits its training posts
     again = train_model(tiny_examples(), params, jobs=1)
     np.testing.assert_array_equal(result.model.weights_, again.model.weights_)
     scored = result.model.score([e.post for e in tiny_examples()], explain=False)
