@@ -11,9 +11,11 @@ For each size N, in a fresh data directory:
    with the same text). Each has its own time; they are written to JSONL and loaded with
    `postsieve feedback import` (timed, not part of the retrain figure);
 3. `postsieve retrain` (training set building, training, gate on the held-out 20 %, backtest
-   over every label, report): wall time, the time of each stage from its progress lines, and
+   in the report: every label up to 20,000 labels, the held-out ones above): wall time, the time of each stage from its progress lines, and
    peak memory (RSS of the command and its worker processes, summed, sampled every 0.2 s with
-   psutil; forked workers share the parent's pages, so the sum over-counts).
+   psutil; forked workers share the parent's pages, so the sum over-counts), and the largest
+   single process (`RUSAGE_CHILDREN`: the largest of every command run so far, so of the
+   retrain unless an earlier command of the same run was larger).
 
     python benchmarks/retrain_scale.py [--sizes 10000,100000] [--json OUT]
 
@@ -26,6 +28,7 @@ import json
 import os
 import platform
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -94,7 +97,9 @@ def run(args: list[str], env: dict) -> dict:
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 3):
         sys.exit(f"{' '.join(args[:2])} failed ({proc.returncode}):\n" + "\n".join(line for _, line in lines[-20:]))
-    return {"wall_s": round(wall, 1), "peak_rss_total_mb": round(peak / 2**20), "exit": proc.returncode,
+    largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    return {"wall_s": round(wall, 1), "peak_rss_total_mb": round(peak / 2**20),
+            "largest_process_so_far_mb": round(largest), "exit": proc.returncode,
             "lines": [[round(t, 1), line] for t, line in lines], "stdout": "".join(stdout)}
 
 
@@ -109,7 +114,7 @@ def bench_size(n: int, tmp: Path) -> dict:
     out = {"posts": n, "label_counts": counts, "load_average_1min": os.getloadavg()[0],
            "baseline_train_corpus": {k: baseline[k] for k in ("wall_s", "peak_rss_total_mb")},
            "import": {k: imported[k] for k in ("wall_s", "peak_rss_total_mb")},
-           "retrain": {k: retrained[k] for k in ("wall_s", "peak_rss_total_mb", "exit")},
+           "retrain": {k: retrained[k] for k in ("wall_s", "peak_rss_total_mb", "largest_process_so_far_mb", "exit")},
            "retrain_progress": retrained["lines"]}
     out["retrain_vs_baseline"] = round(retrained["wall_s"] / baseline["wall_s"], 2)
     result = json.loads(retrained["stdout"])

@@ -24,16 +24,14 @@ from .errors import ClassifierError, CorpusError, ResumeError
 from .model import Model
 from .scoring import ScoreSummary
 from .types import DECISIONS, LABELS, Post
+from .workers import usable_cores
 
 DEFAULT_CHUNK_SIZE = 1000
 
 
 def default_jobs() -> int:
     """Worker processes by default: the cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 def parse_only(value: str | None) -> frozenset[str] | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from .model import Model
 from .text import normalise
 from .train import TrainParams, train_model
 from .types import LABELS
+from .workers import OrderedPool, usable_cores
 
 Progress = Callable[[str], None]
 
@@ -189,12 +189,10 @@ def rescore(models: list[Model], posts: list, jobs: int | None = None) -> list[R
     """Every post scored by every model, in chunks over worker processes (one per core)."""
     chunks = [posts[i:i + _RESCORE_CHUNK] for i in range(0, len(posts), _RESCORE_CHUNK)]
     work = _ChunkRescorer(models)
-    jobs = min(len(chunks), jobs or os.cpu_count() or 1)
+    jobs = min(len(chunks), jobs or usable_cores())
     if jobs <= 1:
         parts = [work(chunk) for chunk in chunks]
     else:
-        from .workers import OrderedPool
-
         with OrderedPool(work, jobs) as pool:
             parts = list(pool.map(chunks))
     return [Rescored(np.concatenate([p[m].probabilities for p in parts]) if parts else np.zeros((0, 3)),
@@ -229,8 +227,8 @@ def _retrain_locked(models_dir: Path, store: FeedbackStore, corpus_paths, option
     backtested = labels if len(labels) <= options.report_backtest_labels else data.heldout
     scope = ("every labelled post" if backtested is labels
              else f"the {len(data.heldout)} held-out labels; run `postsieve backtest` for all {len(labels)}")
-    say("scoring " + ("the labels" if backtested is labels else "the held-out labels") + " with the candidate"
-        + (" and the active model" if active else ""))
+    say("scoring " + ("the labels" if active and backtested is labels else "the held-out labels")
+        + " with the candidate" + (" and the active model" if active else ""))
     scored = rescore([candidate, active], [x.post for x in backtested]) if active else None
     row_of = {id(x): i for i, x in enumerate(backtested)}
     held_rows = [row_of[id(x)] for x in data.heldout]  # the held-out labels are items of `labels`

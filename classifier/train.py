@@ -23,7 +23,6 @@ scoring. The gate judges the candidate either way.
 """
 from __future__ import annotations
 
-import os
 import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ from .decision import choose_thresholds
 from .evaluate import report_from_probabilities
 from .model import COMBINER_FEATURES, Model
 from .types import LABELS
+from .workers import OrderedPool, usable_cores
 
 Progress = Callable[[str], None]
 _CONTACT = ("tld:", "email", "phone")
@@ -133,7 +133,7 @@ class _Vocabulary:
 
 @dataclass
 class _Row:
-    """One training row as sorted unique token ids and their counts (int32: compact, fork-shared)."""
+    """One training row as unique token ids and their counts (int32: compact, fork-shared)."""
 
     ids: np.ndarray
     counts: np.ndarray
@@ -158,8 +158,8 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
                 progress: Progress | None = None, jobs: int | None = None) -> TrainResult:
     """Train a Model on labelled examples; see the module docstring for the procedure.
 
-    `jobs` worker processes fit the folds and the final model (default: the cores, at most
-    one per fit); the result does not depend on it.
+    `jobs` worker processes tokenise and fit the folds and the final model (default: the
+    usable cores); the result does not depend on it.
     """
     say = progress or (lambda message: None)
     labels_present = {e.label for e in examples}
@@ -205,6 +205,9 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
     kinds = [e.kind for e in all_examples]
     report = report_from_probabilities(y, oof, thresholds, kinds=kinds)
     report["evaluated_on"] = f"out-of-fold predictions, {folds} grouped folds, augmented rows included"
+    # TrainParams holds both the small- and the large-data settings; these are the ones used
+    report["effective_params"] = {"folds": folds, "tol": fitting.tol,
+                                  "sentences_per_post": params.sentences_for(len(examples))}
     corpus_only = np.array([e.source != "augmented" for e in all_examples])
     report["corpus_only"] = report_from_probabilities(y[corpus_only], oof[corpus_only], thresholds,
                                                       kinds=[k for k, c in zip(kinds, corpus_only) if c])
@@ -307,11 +310,10 @@ def _tokenise_all(examples: list[Example], rng: random.Random, sentences_per_pos
 def _map_in_workers(work, items: list, jobs: int | None, in_flight: int | None = None):
     """`work` over items in order, in forked worker processes when there are cores for it
     (at most `in_flight` items handed out at a time: the default bounds memory)."""
-    jobs = min(len(items), jobs or os.cpu_count() or 1)
+    jobs = min(len(items), jobs or usable_cores())
     if jobs <= 1:
         yield from map(work, items)
         return
-    from .workers import OrderedPool
 
     with OrderedPool(work, jobs, in_flight=in_flight) as pool:
         yield from pool.map(items)

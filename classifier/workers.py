@@ -10,7 +10,9 @@ Workers ignore SIGINT: on Ctrl-C the parent decides what is kept, and stops them
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
@@ -22,11 +24,30 @@ _POLL_SECONDS = 0.2
 
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_PR_SET_PDEATHSIG = 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (CPU affinity, e.g. under taskset or a cgroup)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when its parent dies: an orphan would wait on the task
+    queue forever, holding its memory and any lock the parent held (retraining's)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's close/terminate still apply
+        pass
 
 
 def _worker_main(work: Callable, tasks, results) -> None:
     # Both signals are blocked from before the fork until here, so the parent's graceful-stop
     # handler never runs in a worker: SIGTERM (terminate) kills it, Ctrl-C is for the parent.
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)

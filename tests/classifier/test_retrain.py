@@ -105,6 +105,14 @@ def test_retrain_saves_a_gated_candidate_with_its_lineage(database, corpus, mode
     assert len(manifest["training_data"]["sha256"]) == 64
     assert result.backtest["against"] == parent and result.backtest["scored"] == 20
     assert result.backtest["scope"] == "every labelled post"
+    # the gate's numbers are the candidate's on exactly the held-out labels
+    from classifier.gate import heldout_metrics
+    from classifier.retrain import build_training_set
+
+    data = build_training_set(corpus, store.latest(), options())
+    candidate = artifacts.load_model(result.path)
+    assert result.gate["candidate"] == heldout_metrics(candidate, [x.post for x in data.heldout],
+                                                       [x.label for x in data.heldout])
 
 
 def test_many_labels_backtest_only_the_held_out_ones_in_the_report(database, corpus, models):

@@ -96,8 +96,11 @@ def test_augmentations_are_labelled_and_grouped_with_their_host():
         assert e.post.body == originals[e.group_key].post.body
 
 
-def test_worker_processes_do_not_change_the_model():
+def test_worker_processes_do_not_change_the_model(monkeypatch):
+    from classifier import train as train_module
+
     one = train_model(tiny_examples(), TrainParams(folds=3, min_df=1, seed=2), jobs=1)
+    monkeypatch.setattr(train_module, "_TOKENISE_CHUNK", 5)  # vocabularies of many chunks merged
     two = train_model(tiny_examples(), TrainParams(folds=3, min_df=1, seed=2), jobs=2)
     np.testing.assert_array_equal(one.model.weights_, two.model.weights_)
     np.testing.assert_array_equal(one.oof, two.oof)
@@ -140,6 +143,8 @@ def test_large_training_sets_use_fewer_folds():
     assert params.folds_for(20) == 3 and params.folds_for(21) == 2
     result = train_model(tiny_examples(), params, jobs=2)  # 32 examples
     assert "2 grouped folds" in result.report["evaluated_on"]
+    assert result.report["effective_params"] == {"folds": 2, "tol": params.large_data_tol,
+                                                 "sentences_per_post": params.large_data_sentences_per_post}
     # the result does not depend on the worker processes, and the model fits its training posts
     again = train_model(tiny_examples(), params, jobs=1)
     np.testing.assert_array_equal(result.model.weights_, again.model.weights_)
