@@ -56,7 +56,7 @@ class TrainParams:
     #: saga's stopping tolerance (scikit-learn's default)
     tol: float = 1e-4
     #: above this many examples, `large_data_folds` folds and `large_data_tol` instead
-    large_data_posts: int = 20_000
+    large_data_posts: int = 10_000
     large_data_folds: int = 2
     large_data_tol: float = 1e-3
     large_data_sentences_per_post: int = 2
