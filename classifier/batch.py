@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 from . import checkpoint as ckpt
 from . import outputs, records
 from .dataset import BadRow, FieldMap
-from .errors import ClassifierError, CorpusError, ResumeError
+from .errors import ClassifierError, ResumeError
 from .model import Model
 from .scoring import ScoreSummary
 from .types import DECISIONS, LABELS, Post
@@ -255,9 +255,7 @@ def _drain(results: Iterator[ChunkResult], sink, summary: BatchSummary, options:
     """Write results in order, checkpointing after each; stop between chunks when asked."""
     for result in results:
         if result.bad and not options.skip_bad:
-            row = result.bad[0]
-            raise CorpusError(f"{records.where(reader.name, options.in_fmt, row.line)}: {row.error} "
-                              "(use --skip-bad to skip such rows)")
+            raise records.bad_row_error(reader.name, options.in_fmt, result.bad[0])
         sink.write(result.data)
         summary.add_chunk(result)
         if sink.durable_per_chunk and options.output_path != "-":

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 from . import outputs, parquet, records
 from .batch import BatchSummary, ChunkScorer, DEFAULT_CHUNK_SIZE, default_jobs
 from .dataset import FieldMap, file_format
-from .errors import ClassifierError, CorpusError, MissingExtra
+from .errors import ClassifierError, MissingExtra
 from .model import Model
 
 #: File names a directory input is expanded to.
@@ -101,9 +101,7 @@ def score_part(scorer: ChunkScorer, part: Part, chunk_size: int) -> dict:
         for chunk in reader:
             result = scorer(chunk)
             if result.bad and not scorer.skip_bad:
-                row = result.bad[0]
-                raise CorpusError(f"{records.where(part.input, part.in_fmt, row.line)}: {row.error} "
-                                  "(use --skip-bad to skip such rows)")
+                raise records.bad_row_error(part.input, part.in_fmt, result.bad[0])
             writer.write(result.data)
             summary.add_chunk(result)
             bad.extend((records.where(part.input, part.in_fmt, b.line), b.error) for b in result.bad)

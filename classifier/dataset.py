@@ -273,6 +273,25 @@ def csv_records(stream, fields: FieldMap, path: str) -> Iterator[tuple[int, dict
     Split from building the Post so the batch scorer can parse CSV in one process and build
     and score posts in others. Checks the header against the field mapping first.
     """
+    for started, row in csv_rows(stream, path, lambda header: check_columns(header, fields, path=path)):
+        if isinstance(row, BadRow):
+            yield started, row
+        else:
+            yield started, {"id": row.get(fields.id), "title": row.get(fields.title) or "",
+                            "body": row.get(fields.body), "category": row.get(fields.category) or None}
+
+
+def csv_row(lineno: int, record: dict) -> Post | BadRow:
+    """A record from `csv_records` as a Post, or a BadRow."""
+    try:
+        return Post.from_dict(record)
+    except InvalidPost as exc:
+        return BadRow(lineno, str(exc))
+
+
+def csv_rows(stream, path: str, check_header) -> Iterator[tuple[int, dict | BadRow]]:
+    """(line, row as a dict by column) per CSV row, or (line, BadRow); `check_header(columns)`
+    raises CorpusError for a header the caller cannot use."""
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
     reader = csv.DictReader(_strip_bom(stream), strict=True)
@@ -280,7 +299,7 @@ def csv_records(stream, fields: FieldMap, path: str) -> Iterator[tuple[int, dict
         header = reader.fieldnames or []
     except csv.Error as exc:
         raise CorpusError(f"unreadable CSV header ({exc})", path=path, line=1) from None
-    check_columns(header, fields, path=path)
+    check_header(header)
     while True:
         started = reader.reader.line_num + 1
         try:
@@ -295,16 +314,7 @@ def csv_records(stream, fields: FieldMap, path: str) -> Iterator[tuple[int, dict
         if None in row:
             yield started, BadRow(started, "more fields than the header has")
             continue
-        yield started, {"id": row.get(fields.id), "title": row.get(fields.title) or "",
-                        "body": row.get(fields.body), "category": row.get(fields.category) or None}
-
-
-def csv_row(lineno: int, record: dict) -> Post | BadRow:
-    """A record from `csv_records` as a Post, or a BadRow."""
-    try:
-        return Post.from_dict(record)
-    except InvalidPost as exc:
-        return BadRow(lineno, str(exc))
+        yield started, row
 
 
 def _strip_bom(stream):

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Iterable, Iterator
 
-from .dataset import BadRow, _parse_json
+from .dataset import BadRow, _parse_json, csv_rows
 from .errors import CorpusError, InvalidFeedback
 from .feedback import FeedbackStore, Label, content_sha256, label_from_dict
 
 EXPORT_COLUMNS = ["source", "id", "title", "body", "category", "label", "revision", "moderator", "note",
                   "channel", "time"]
-_CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass
@@ -58,30 +57,17 @@ def read_label_records(stream: IO[str], fmt: str, *, path: str = "-") -> Iterato
 
 
 def _csv_records(stream, path: str):
-    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
-        csv.field_size_limit(_CSV_FIELD_LIMIT)
-    reader = csv.DictReader((line.lstrip("\ufeff") if i == 0 else line for i, line in enumerate(stream)), strict=True)
-    try:
-        header = reader.fieldnames or []
-    except csv.Error as exc:
-        raise CorpusError(f"unreadable CSV header ({exc})", path=path, line=1) from None
-    missing = [c for c in ("id", "body", "label") if c not in header]
-    if missing:
-        raise CorpusError(f"missing column(s) {', '.join(missing)}; columns found: {', '.join(header) or '(none)'}",
-                          path=path, line=1)
-    while True:
-        started = reader.reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield BadRow(started, f"malformed CSV ({exc})")
-            continue
-        if None in row:
-            yield BadRow(started, "more fields than the header has")
-            continue
-        yield started, {k: v for k, v in row.items() if v not in (None, "") or k in ("title", "body")}
+    def check_header(header):
+        missing = [c for c in ("id", "body", "label") if c not in header]
+        if missing:
+            raise CorpusError(f"missing column(s) {', '.join(missing)}; columns found: "
+                              f"{', '.join(header) or '(none)'}", path=path, line=1)
+
+    for started, row in csv_rows(stream, path, check_header):
+        if isinstance(row, BadRow):
+            yield row
+        else:
+            yield started, {k: v for k, v in row.items() if v not in (None, "") or k in ("title", "body")}
 
 
 def parse_time(value) -> datetime | None:

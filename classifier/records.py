@@ -15,7 +15,7 @@ from typing import IO, Iterator
 
 from . import parquet
 from .dataset import BadRow, FieldMap, check_first_json_record, csv_records, csv_row, jsonl_row
-from .errors import ClassifierError
+from .errors import ClassifierError, CorpusError
 from .types import Post
 
 
@@ -166,3 +166,8 @@ def posts_of(chunk: RawChunk, fields: FieldMap) -> list[Post | BadRow]:
 def where(name: str, fmt: str, line: int) -> str:
     """'file:line' for text formats, 'file: row N' for Parquet (which has no lines)."""
     return f"{name}: row {line}" if fmt == "parquet" else f"{name}:{line}"
+
+
+def bad_row_error(name: str, fmt: str, row) -> CorpusError:
+    """The error that stops a run at a bad row when bad rows are not skipped."""
+    return CorpusError(f"{where(name, fmt, row.line)}: {row.error} (use --skip-bad to skip such rows)")

@@ -31,7 +31,7 @@ from .model import Model
 from .text import normalise
 from .train import TrainParams, train_model
 from .types import LABELS
-from .workers import OrderedPool, usable_cores
+from .workers import map_in_workers
 
 Progress = Callable[[str], None]
 
@@ -188,13 +188,7 @@ class _ChunkRescorer:
 def rescore(models: list[Model], posts: list, jobs: int | None = None) -> list[Rescored]:
     """Every post scored by every model, in chunks over worker processes (one per core)."""
     chunks = [posts[i:i + _RESCORE_CHUNK] for i in range(0, len(posts), _RESCORE_CHUNK)]
-    work = _ChunkRescorer(models)
-    jobs = min(len(chunks), jobs or usable_cores())
-    if jobs <= 1:
-        parts = [work(chunk) for chunk in chunks]
-    else:
-        with OrderedPool(work, jobs) as pool:
-            parts = list(pool.map(chunks))
+    parts = list(map_in_workers(_ChunkRescorer(models), chunks, jobs))
     return [Rescored(np.concatenate([p[m].probabilities for p in parts]) if parts else np.zeros((0, 3)),
                      [d for p in parts for d in p[m].decisions]) for m in range(len(models))]
 

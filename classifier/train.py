@@ -41,7 +41,7 @@ from .decision import choose_thresholds
 from .evaluate import report_from_probabilities
 from .model import COMBINER_FEATURES, Model
 from .types import LABELS
-from .workers import OrderedPool, usable_cores
+from .workers import map_in_workers
 
 Progress = Callable[[str], None]
 _CONTACT = ("tld:", "email", "phone")
@@ -183,7 +183,7 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
     # starting the final fit from their mean coefficients cut its epochs from ~42 to 25, but
     # left a core idle meanwhile: 170 s against 150 s end to end.
     tasks = ["final", *range(folds)]
-    for task, outcome in zip(tasks, _map_in_workers(fitting, tasks, jobs, in_flight=len(tasks))):
+    for task, outcome in zip(tasks, map_in_workers(fitting, tasks, jobs, in_flight=len(tasks))):
         if task == "final":
             final = outcome
         else:
@@ -292,7 +292,7 @@ def _tokenise_all(examples: list[Example], rng: random.Random, sentences_per_pos
     spans = [(i, min(i + _TOKENISE_CHUNK, len(examples))) for i in range(0, len(examples), _TOKENISE_CHUNK)]
     ids: dict[str, int] = {}
     tokenised: list[_Tokenised] = []
-    for terms, candidates in _map_in_workers(_ChunkTokeniser(examples), spans, jobs):
+    for terms, candidates in map_in_workers(_ChunkTokeniser(examples), spans, jobs):
         to_global = np.fromiter((ids.setdefault(t, len(ids)) for t in terms), dtype=np.int32, count=len(terms))
         for c in candidates:
             e = examples[len(tokenised)]
@@ -305,18 +305,6 @@ def _tokenise_all(examples: list[Example], rng: random.Random, sentences_per_pos
                                         [(segments[i], e.label) for i in picked], segments, c.n_words))
         say(f"tokenised {len(tokenised)}/{len(examples)}")
     return tokenised, list(ids)
-
-
-def _map_in_workers(work, items: list, jobs: int | None, in_flight: int | None = None):
-    """`work` over items in order, in forked worker processes when there are cores for it
-    (at most `in_flight` items handed out at a time: the default bounds memory)."""
-    jobs = min(len(items), jobs or usable_cores())
-    if jobs <= 1:
-        yield from map(work, items)
-        return
-
-    with OrderedPool(work, jobs, in_flight=in_flight) as pool:
-        yield from pool.map(items)
 
 
 def _candidates(example: Example, vocabulary: _Vocabulary) -> _Candidates:

@@ -71,6 +71,17 @@ def _context():
     return multiprocessing.get_context("fork" if "fork" in methods else methods[0])
 
 
+def map_in_workers(work: Callable, items: list, jobs: int | None = None, in_flight: int | None = None) -> Iterator:
+    """`work` over items in order: in forked worker processes when there are cores and items
+    for more than one, else in this process (at most `in_flight` items handed out at a time)."""
+    jobs = min(len(items), jobs or usable_cores())
+    if jobs <= 1:
+        yield from map(work, items)
+        return
+    with OrderedPool(work, jobs, in_flight=in_flight) as pool:
+        yield from pool.map(items)
+
+
 class OrderedPool:
     """`jobs` worker processes applying `work` to items, yielding results in input order."""
 
