@@ -35,19 +35,22 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent_pid: int) -> None:
     """Ask Linux to kill this worker when its parent dies: an orphan would wait on the task
-    queue forever, holding its memory and any lock the parent held (retraining's)."""
+    queue forever, holding its memory and any lock the parent held (retraining's). A parent
+    that died before the request was made is caught by its pid having changed."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: the parent's close/terminate still apply
         pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
-def _worker_main(work: Callable, tasks, results) -> None:
+def _worker_main(work: Callable, tasks, results, parent_pid: int) -> None:
     # Both signals are blocked from before the fork until here, so the parent's graceful-stop
     # handler never runs in a worker: SIGTERM (terminate) kills it, Ctrl-C is for the parent.
-    _die_with_parent()
+    _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
@@ -89,7 +92,7 @@ class OrderedPool:
         ctx = _context()
         self.tasks, self.results = ctx.Queue(), ctx.Queue()
         self.in_flight = in_flight or 2 * jobs
-        self.procs = [ctx.Process(target=_worker_main, args=(work, self.tasks, self.results), daemon=True,
+        self.procs = [ctx.Process(target=_worker_main, args=(work, self.tasks, self.results, os.getpid()), daemon=True,
                                   name=f"postsieve-worker-{i}") for i in range(jobs)]
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
