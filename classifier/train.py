@@ -10,10 +10,13 @@ Procedure, all seeded:
    held-out metrics and the decision thresholds.
 5. Fit the base and category models on everything; the final model is those plus the combiner.
 
-Tokens are stored once per run as integer ids (a word's terms are looked up once per distinct
-word), so memory grows with the posts' distinct tokens, not with Python strings per token. The
-fold fits and the final fit are independent: with more than one core they run in worker
-processes (forked, so they share the token arrays). Above `large_data_posts` examples the
+Tokens are stored once per run as integer counts in one sparse row store (a word's terms are
+looked up once per distinct word; a whole post's row is the sum of its segments' rows), so
+memory grows with the posts' distinct tokens, not with Python objects per token or per row.
+Workers tokenise chunks of posts, each on a vocabulary of its own that the parent maps onto
+the run's once per new term. The fold fits and the final fit are independent, as are the
+combiner's: with more than one core they run in worker processes (forked, so they share the
+row store). Above `large_data_posts` examples the
 run uses `large_data_folds` folds, saga's looser `large_data_tol` and
 `large_data_sentences_per_post` random sentence rows per legitimate post: six combiner inputs
 need no more out-of-fold rows than two folds give, each fold costs a whole fit, the epochs saga
@@ -23,6 +26,7 @@ scoring. The gate judges the candidate either way.
 """
 from __future__ import annotations
 
+import os
 import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -132,25 +136,12 @@ class _Vocabulary:
 
 
 @dataclass
-class _Row:
-    """One training row as unique token ids and their counts (int32: compact, fork-shared)."""
-
-    ids: np.ndarray
-    counts: np.ndarray
-
-    @classmethod
-    def of(cls, ids: list[int]) -> "_Row":
-        uniq, counts = np.unique(np.asarray(ids, dtype=np.int32), return_counts=True)
-        return cls(uniq.astype(np.int32), counts.astype(np.int32))
-
-
-@dataclass
 class _Tokenised:
-    """Rows of one example, computed once and reused by every fold."""
+    """Where an example's rows are in the row store; computed once and reused by every fold."""
 
-    whole: _Row
-    sentences: list[tuple[_Row, str]]  # sentence-level training rows and their labels
-    segments: list[_Row]  # every segment, in order: out-of-fold combiner inputs need them all
+    whole: int
+    sentences: list[tuple[int, str]]  # sentence-level training rows and their labels
+    segments: range  # every segment, in order: out-of-fold combiner inputs need them all
     n_words: int
 
 
@@ -174,8 +165,9 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
     all_examples, fold_ids, augmented = augment_by_fold(examples, fold_of, categories, params, rng, folds)
     say(f"{len(examples)} examples, {sum(augmented.values())} augmented, {folds} folds")
 
-    tokenised, terms = _tokenise_all(all_examples, rng, params.sentences_for(len(examples)), jobs, say)
-    fitting = _Fitting(all_examples, tokenised, terms, categories, params, fold_ids, params.tol_for(len(examples)))
+    tokenised, store, terms = _tokenise_all(all_examples, rng, params.sentences_for(len(examples)), jobs, say)
+    fitting = _Fitting(all_examples, tokenised, store, terms, categories, params, fold_ids,
+                       params.tol_for(len(examples)))
 
     phi = np.zeros((len(all_examples), len(COMBINER_FEATURES)))
     final = None
@@ -192,13 +184,15 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
         say(f"fitted {'the final base model' if task == 'final' else f'fold {task + 1}/{folds}'}")
 
     y = np.array([e.label for e in all_examples])
-    weights = np.array([e.weight for e in all_examples])
     say("fitting the combiner and choosing thresholds")
+    combining = _Combining(phi, y, np.array([e.weight for e in all_examples]), fold_ids, params)
     oof = np.zeros((len(all_examples), len(LABELS)))
-    for k in range(folds):
-        train_idx, test_idx = fold_ids != k, fold_ids == k
-        comb = _fit_combiner(phi[train_idx], y[train_idx], weights[train_idx], params)
-        oof[test_idx] = _ordered_proba(comb, phi[test_idx])
+    tasks = ["final", *range(folds)]
+    for task, comb in zip(tasks, map_in_workers(combining, tasks, jobs, in_flight=len(tasks))):
+        if task == "final":
+            combiner = comb
+        else:
+            oof[fold_ids == task] = _ordered_proba(comb, phi[fold_ids == task])
     thresholds = choose_thresholds(y, oof, block_precision=params.block_precision,
                                    review_recall=params.review_recall,
                                    off_topic_precision=params.off_topic_precision)
@@ -212,7 +206,6 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
     report["corpus_only"] = report_from_probabilities(y[corpus_only], oof[corpus_only], thresholds,
                                                       kinds=[k for k, c in zip(kinds, corpus_only) if c])
 
-    combiner = _fit_combiner(phi, y, weights, params)
     model = Model(vectorizer=final.vectorizer, tfidf=final.tfidf, base=final.base,
                   category_model=final.category_model, combiner=combiner, thresholds=thresholds)
     counts = {label: int(sum(1 for e in examples if e.label == label)) for label in LABELS}
@@ -254,12 +247,11 @@ def _assign_folds(examples: list[Example], params: TrainParams, folds: int | Non
 
 @dataclass
 class _Candidates:
-    """An example's rows before any random choice: the whole post, every segment, the segments
-    it always contributes as sentence rows, and those a seeded sample is drawn from
-    (`samples`: whether one is drawn)."""
+    """An example's rows before any random choice: it has `n_segments` segment rows, then its
+    whole-post row; the segments it always contributes as sentence rows, and those a seeded
+    sample is drawn from (`samples`: whether one is drawn)."""
 
-    whole: _Row
-    segments: list[_Row]
+    n_segments: int
     n_words: int
     always: list[int]
     pool: list[int]
@@ -267,67 +259,150 @@ class _Candidates:
 
 
 @dataclass
+class _Chunk:
+    """The part rows (each example's segments, then its post-level tokens) of a chunk of
+    examples as CSR arrays, on the ids of the worker's vocabulary; `new_terms` are the terms
+    that vocabulary met first in this chunk, from id `first_new` on (a worker keeps its
+    vocabulary across chunks, so the parent maps each term of a worker once, not per chunk)."""
+
+    worker: int
+    first_new: int
+    new_terms: list[str]
+    lengths: np.ndarray
+    ids: np.ndarray
+    counts: np.ndarray  # uint8 when every count fits: a third less to send
+    candidates: list[_Candidates]
+
+
+@dataclass
+class _FlatRows:
+    """Rows of token ids, back to back: one list and the rows' lengths (no list per row)."""
+
+    flat: list[int] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+
+
+@dataclass
 class _ChunkTokeniser:
-    """Tokenises examples [start, end) with a vocabulary of its own (worker side: no random
+    """Tokenises examples [start, end) on the vocabulary of this process (worker side: no random
     choice happens here, so the work can be split across processes without changing a row)."""
 
     examples: list[Example]
+    vocabulary: _Vocabulary = field(default_factory=_Vocabulary)
 
-    def __call__(self, span: tuple[int, int]) -> tuple[list[str], list[_Candidates]]:
-        vocabulary = _Vocabulary()
-        out = [_candidates(e, vocabulary) for e in self.examples[span[0]:span[1]]]
-        return vocabulary.terms(), out
+    def __call__(self, span: tuple[int, int]) -> _Chunk:
+        vocabulary = self.vocabulary
+        known = len(vocabulary.ids)
+        rows = _FlatRows()
+        candidates = [_candidates(e, vocabulary, rows) for e in self.examples[span[0]:span[1]]]
+        matrix = _packed(rows, len(vocabulary.ids))
+        counts = matrix.data.astype(np.uint8) if matrix.data.max(initial=0) <= 255 else matrix.data
+        return _Chunk(os.getpid(), known, list(vocabulary.ids)[known:], np.diff(matrix.indptr).astype(np.int32),
+                      matrix.indices.astype(np.int32, copy=False), counts, candidates)
+
+
+def _packed(rows: _FlatRows, n_terms: int) -> sp.csr_matrix:
+    """The rows as an int32 count matrix: each row's distinct ids, ascending, with their counts
+    (scipy merges the duplicates: 3x faster than np.unique on the packed keys)."""
+    indptr = np.zeros(len(rows.lengths) + 1, dtype=np.int64)
+    np.cumsum(rows.lengths, out=indptr[1:])
+    flat = np.array(rows.flat, dtype=np.int32)
+    matrix = sp.csr_matrix((np.ones(len(flat), dtype=np.int32), flat, indptr),
+                           shape=(len(rows.lengths), max(n_terms, 1)))
+    matrix.sum_duplicates()
+    return matrix
 
 
 _TOKENISE_CHUNK = 2000
 
 
 def _tokenise_all(examples: list[Example], rng: random.Random, sentences_per_post: int, jobs: int | None,
-                  say: Progress) -> tuple[list[_Tokenised], list[str]]:
-    """Rows of every example (chunks over worker processes) on one vocabulary, and its terms.
+                  say: Progress) -> tuple[list[_Tokenised], sp.csr_matrix, list[str]]:
+    """Where every example's rows are, the row store (token counts of every row, int32, on one
+    vocabulary; chunks are tokenised in worker processes), and the vocabulary's terms.
 
     The seeded sentence samples are drawn here, in example order, so the rows do not depend on
     how the work was split.
     """
     spans = [(i, min(i + _TOKENISE_CHUNK, len(examples))) for i in range(0, len(examples), _TOKENISE_CHUNK)]
     ids: dict[str, int] = {}
+    to_global: dict[int, np.ndarray] = {}  # per worker process: its term ids -> ours
     tokenised: list[_Tokenised] = []
-    for terms, candidates in map_in_workers(_ChunkTokeniser(examples), spans, jobs):
-        to_global = np.fromiter((ids.setdefault(t, len(ids)) for t in terms), dtype=np.int32, count=len(terms))
-        for c in candidates:
+    lengths, row_ids, row_counts = [], [], []
+    n_rows = 0
+    for chunk in map_in_workers(_ChunkTokeniser(examples), spans, jobs):
+        known = to_global.get(chunk.worker, np.zeros(0, dtype=np.int32))
+        if len(known) != chunk.first_new:  # map_in_workers yields in order, so a worker's in its order
+            raise RuntimeError(f"chunk from worker {chunk.worker} out of order")
+        new = np.fromiter((ids.setdefault(t, len(ids)) for t in chunk.new_terms), dtype=np.int32,
+                          count=len(chunk.new_terms))
+        to_global[chunk.worker] = known = np.concatenate([known, new])
+        parts = sp.csr_matrix((chunk.counts.astype(np.int32), known[chunk.ids],
+                               np.concatenate([[0], np.cumsum(chunk.lengths, dtype=np.int64)])),
+                              shape=(len(chunk.lengths), len(ids)))
+        # the whole post's row is the sum of its part rows: one sparse product per chunk
+        n_parts = [c.n_segments + 1 for c in chunk.candidates]
+        owner = np.repeat(np.arange(len(n_parts)), n_parts)
+        summing = sp.csr_matrix((np.ones(len(owner), dtype=np.int32), (owner, np.arange(len(owner)))),
+                                shape=(len(n_parts), len(owner)))
+        for block in (parts, summing @ parts):
+            lengths.append(np.diff(block.indptr))
+            row_ids.append(block.indices.astype(np.int32, copy=False))
+            row_counts.append(block.data.astype(np.int32, copy=False))
+        wholes = n_rows + len(owner)  # rows: this chunk's part rows, then its whole posts
+        for j, c in enumerate(chunk.candidates):
             e = examples[len(tokenised)]
             picked = list(c.always)
             if c.samples:
                 per_post = sentences_per_post if e.label == "ok" else max(1, sentences_per_post - 1)
-                picked += [c.pool[j] for j in rng.sample(range(len(c.pool)), k=min(per_post, len(c.pool)))]
-            segments = [_Row(to_global[r.ids], r.counts) for r in c.segments]
-            tokenised.append(_Tokenised(_Row(to_global[c.whole.ids], c.whole.counts),
-                                        [(segments[i], e.label) for i in picked], segments, c.n_words))
+                picked += [c.pool[k] for k in rng.sample(range(len(c.pool)), k=min(per_post, len(c.pool)))]
+            tokenised.append(_Tokenised(wholes + j, [(n_rows + i, e.label) for i in picked],
+                                        range(n_rows, n_rows + c.n_segments), c.n_words))
+            n_rows += c.n_segments + 1
+        n_rows += len(chunk.candidates)
         say(f"tokenised {len(tokenised)}/{len(examples)}")
-    return tokenised, list(ids)
+    return tokenised, _row_store(lengths, row_ids, row_counts, len(ids)), list(ids)
 
 
-def _candidates(example: Example, vocabulary: _Vocabulary) -> _Candidates:
-    """Whole-post row and the sentence rows an example may contribute.
+def _row_store(lengths: list[np.ndarray], ids: list[np.ndarray], counts: list[np.ndarray],
+               n_terms: int) -> sp.csr_matrix:
+    """One CSR matrix of every row's counts (int32; indices not sorted within rows)."""
+    n_rows = sum(len(x) for x in lengths)
+    nnz = sum(len(x) for x in ids)
+    index_dtype = np.int32 if max(nnz, n_terms) < np.iinfo(np.int32).max else np.int64
+    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
+    np.cumsum(np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int32), out=indptr[1:])
+    indices = np.concatenate(ids).astype(index_dtype, copy=False) if ids else np.zeros(0, dtype=index_dtype)
+    ids.clear()
+    data = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int32)
+    counts.clear()
+    store = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_terms))
+    store.has_sorted_indices = False  # rows hold ids in the order their worker's vocabulary met them
+    return store
+
+
+def _candidates(example: Example, vocabulary: _Vocabulary, rows: "_FlatRows") -> _Candidates:
+    """Append an example's rows to `rows` (each segment, then its post-level tokens: the whole
+    post's row is their sum) and say which segments may be sentence rows.
 
     The ids are those of `features.tokens_from_parts` (the tokens scoring uses), encoded
     without building every word's character n-grams again.
     """
     segs = features.segments(example.post)
     parts = features.segments_parts([s.text for s in segs])
-    lists: list[list[int]] = []
+    flat = rows.flat
     for ws, extra in parts:
-        ids: list[int] = []
+        start = len(flat)
         for w in ws:
-            ids.extend(vocabulary.word(w))
-        ids.extend(vocabulary.encode([f"{a} {b}" for a, b in zip(ws, ws[1:])]))
-        ids.extend(vocabulary.encode(extra))
-        lists.append(ids)
-    whole = [i for ids in lists for i in ids]
-    whole.extend(vocabulary.encode(features.post_level_tokens(segs, [extra for _, extra in parts])))
-    segments = [_Row.of(ids) for ids in lists]
+            flat.extend(vocabulary.word(w))
+        flat.extend(vocabulary.encode([f"{a} {b}" for a, b in zip(ws, ws[1:])]))
+        flat.extend(vocabulary.encode(extra))
+        rows.lengths.append(len(flat) - start)
+    post_level = vocabulary.encode(features.post_level_tokens(segs, [extra for _, extra in parts]))
+    flat.extend(post_level)
+    rows.lengths.append(len(post_level))
     n_words = sum(seg.text.count(" ") + 1 for seg in segs)  # as Model._combiner_inputs counts
-    candidates = _Candidates(_Row.of(whole), segments, n_words, [], [], False)
+    candidates = _Candidates(len(segs), n_words, [], [], False)
     if example.kind == augment.CATEGORY_KIND:
         return candidates
     if example.label == "spam" and example.promo:
@@ -363,6 +438,7 @@ class _Fitting:
 
     examples: list[Example]
     tokenised: list[_Tokenised]
+    store: sp.csr_matrix  # every row's counts (see _tokenise_all)
     terms: list[str]
     categories: list[str]
     params: TrainParams
@@ -387,13 +463,13 @@ def _combiner_inputs_of(fitting: _Fitting, model: Model, idx) -> np.ndarray:
     out = np.zeros((len(idx), len(COMBINER_FEATURES)))
     for at in range(0, len(idx), _INPUTS_CHUNK):
         chunk = idx[at:at + _INPUTS_CHUNK]
-        rows: list[_Row] = []
+        rows: list[int] = []
         ends = []
         for i in chunk:
             rows.extend(fitting.tokenised[i].segments)
             rows.append(fitting.tokenised[i].whole)
             ends.append(len(rows))
-        counts = _rows_matrix(rows, len(fitting.terms))[:, model.term_ids_]
+        counts = _rows_matrix(fitting.store, rows)[:, model.term_ids_]
         z = np.asarray(model.tfidf.transform(counts) @ model.weights_) + model.bias_
         start = 0
         for j, (i, end) in enumerate(zip(chunk, ends)):
@@ -412,7 +488,7 @@ def _fit_base(fitting: _Fitting, idx) -> Model:
     that vocabulary, so scoring and the reference path see no difference.
     """
     params = fitting.params
-    rows: list[_Row] = []
+    rows: list[int] = []
     labels, weights, cat_rows = [], [], []
     for i in idx:
         e, t = fitting.examples[i], fitting.tokenised[i]
@@ -427,7 +503,7 @@ def _fit_base(fitting: _Fitting, idx) -> Model:
             rows.append(row)
             labels.append(label)
             weights.append(e.weight * params.sentence_weight)
-    counts, vectorizer, term_ids = _count_matrix(rows, fitting.terms, params.min_df)
+    counts, vectorizer, term_ids = _count_matrix(_rows_matrix(fitting.store, rows), fitting.terms, params.min_df)
     del rows
     tfidf = TfidfTransformer(sublinear_tf=True).fit(counts)
     x = tfidf.transform(counts)
@@ -451,22 +527,17 @@ def _fit_base(fitting: _Fitting, idx) -> Model:
     return model
 
 
-def _rows_matrix(rows: list[_Row], n_terms: int) -> sp.csr_matrix:
-    """Counts of the rows over every term id (float64, as CountVectorizer counts)."""
-    lengths = np.fromiter((len(r.ids) for r in rows), dtype=np.int64, count=len(rows))
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    indices = np.concatenate([r.ids for r in rows]) if rows else np.zeros(0, dtype=np.int32)
-    data = np.concatenate([r.counts for r in rows]).astype(np.float64) if rows else np.zeros(0)
-    matrix = sp.csr_matrix((data, indices, indptr), shape=(len(rows), n_terms))
-    matrix.sort_indices()  # rows hold their ids in the order the vocabulary met them
+def _rows_matrix(store: sp.csr_matrix, rows: list[int]) -> sp.csr_matrix:
+    """Counts of the rows of the row store over every term id (float64, as CountVectorizer counts)."""
+    matrix = store[np.asarray(rows, dtype=np.int64)] if rows else store[:0]
+    matrix = sp.csr_matrix((matrix.data.astype(np.float64), matrix.indices, matrix.indptr), shape=matrix.shape)
+    matrix.sort_indices()
     return matrix
 
 
-def _count_matrix(rows: list[_Row], terms: list[str], min_df: int):
-    """Counts of the rows over the terms in at least `min_df` rows, columns in term order, a
+def _count_matrix(matrix: sp.csr_matrix, terms: list[str], min_df: int):
+    """The counts over the terms in at least `min_df` rows, columns in term order, a
     CountVectorizer fitted to exactly that vocabulary, and the term ids of the columns."""
-    matrix = _rows_matrix(rows, len(terms))
     df = np.bincount(matrix.indices, minlength=len(terms))
     kept = sorted(np.flatnonzero(df >= min_df).tolist(), key=terms.__getitem__)
     if not kept:
@@ -479,8 +550,20 @@ def _count_matrix(rows: list[_Row], terms: list[str], min_df: int):
     return matrix, vectorizer, np.asarray(kept, dtype=np.int64)
 
 
-def _fit_combiner(phi, y, weights, params: TrainParams) -> LogisticRegression:
-    return LogisticRegression(C=params.combiner_C, max_iter=2000).fit(phi, y, sample_weight=weights)
+@dataclass
+class _Combining:
+    """The combiner's inputs; a task fits it on every row ("final") or on all but fold k."""
+
+    phi: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray
+    fold_ids: np.ndarray
+    params: TrainParams
+
+    def __call__(self, task) -> LogisticRegression:
+        rows = slice(None) if task == "final" else self.fold_ids != task
+        return LogisticRegression(C=self.params.combiner_C, max_iter=2000).fit(
+            self.phi[rows], self.y[rows], sample_weight=self.weights[rows])
 
 
 def _ordered_proba(combiner: LogisticRegression, phi) -> np.ndarray:

@@ -111,12 +111,17 @@ def test_count_matrix_is_the_one_countvectorizer_builds():
     from sklearn.feature_extraction.text import CountVectorizer
 
     from classifier import features
-    from classifier.train import _count_matrix, _Row, _Vocabulary
+    from classifier.train import _count_matrix, _FlatRows, _packed, _row_store, _rows_matrix, _Vocabulary
 
-    docs = [["b", "a", "a", "c:xy"], ["a", "zz"], ["c:xy", "b", "b", "q"], ["only-once"]]
+    docs = [["b", "a", "a", "c:xy"], ["a", "zz"], ["c:xy", "b", "b", "q"], ["only-once"], []]
     vocabulary = _Vocabulary()
-    rows = [_Row.of(vocabulary.encode(doc)) for doc in docs]
-    matrix, vectorizer, term_ids = _count_matrix(rows, vocabulary.terms(), min_df=2)
+    rows = _FlatRows()
+    for doc in docs:
+        rows.flat.extend(vocabulary.encode(doc))
+        rows.lengths.append(len(doc))
+    packed = _packed(rows, len(vocabulary.ids))
+    store = _row_store([np.diff(packed.indptr)], [packed.indices], [packed.data], len(vocabulary.ids))
+    matrix, vectorizer, term_ids = _count_matrix(_rows_matrix(store, [0, 1, 2, 3, 4]), vocabulary.terms(), min_df=2)
     reference = CountVectorizer(analyzer=features.tokens_identity, min_df=2, dtype=np.float64)
     expected = reference.fit_transform(docs)
     assert [vocabulary.terms()[i] for i in term_ids] == sorted(reference.vocabulary_)
@@ -162,9 +167,9 @@ def test_out_of_fold_inputs_in_bulk_equal_the_scoring_path():
 
     examples = tiny_examples()
     params = TrainParams(folds=3, min_df=1)
-    tokenised, terms = _tokenise_all(examples, random.Random(0), 6, 1, lambda message: None)
+    tokenised, store, terms = _tokenise_all(examples, random.Random(0), 6, 1, lambda message: None)
     categories = sorted({e.post.category for e in examples if e.label == "ok" and e.post.category})
-    fitting = _Fitting(examples, tokenised, terms, categories, params, np.zeros(len(examples), dtype=int), 1e-4)
+    fitting = _Fitting(examples, tokenised, store, terms, categories, params, np.zeros(len(examples), dtype=int), 1e-4)
     model = _fit_base(fitting, np.arange(len(examples)))
     bulk = _combiner_inputs_of(fitting, model, np.arange(len(examples)))
     one_by_one = np.array([model.combiner_inputs(e.post) for e in examples])
