@@ -89,8 +89,10 @@ def content_key(title: str, body: str) -> str:
     return hashlib.sha256(normalise(f"{title}\n{body}").casefold().encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def split_feedback(labels: list[StoredLabel], fraction: float, seed: int) -> tuple[list, list, str]:
-    """(train, held-out, how): newest `fraction` by time when times differ, else a seeded grouped split."""
+def split_feedback(labels: list[StoredLabel], fraction: float, seed: int,
+                   key_of: Callable[[StoredLabel], str] | None = None) -> tuple[list, list, str]:
+    """(train, held-out, how): newest `fraction` by time when times differ, else a seeded grouped
+    split (`key_of`: a label's content key, when already computed)."""
     if len(labels) < 2:
         return labels, [], "too few labels to hold any out"
     ordered = sorted(labels, key=lambda x: (x.created_at, x.row_id))
@@ -100,11 +102,12 @@ def split_feedback(labels: list[StoredLabel], fraction: float, seed: int) -> tup
         train = [x for x in ordered if x.created_at < cut]
         held = [x for x in ordered if x.created_at >= cut]
         return train, held, f"time-based: labels from {cut.isoformat(timespec='seconds')} on held out"
+    key_of = key_of or (lambda x: content_key(x.post.title, x.post.body))
     rng = random.Random(seed)
-    keys = sorted({content_key(x.post.title, x.post.body) for x in labels})
+    keys = sorted({key_of(x) for x in labels})
     held_keys = set(rng.sample(keys, k=max(1, round(len(keys) * fraction))))
-    held = [x for x in labels if content_key(x.post.title, x.post.body) in held_keys]
-    train = [x for x in labels if content_key(x.post.title, x.post.body) not in held_keys]
+    held = [x for x in labels if key_of(x) in held_keys]
+    train = [x for x in labels if key_of(x) not in held_keys]
     return train, held, "grouped: a seeded random share of distinct posts held out (labels carry no distinct times)"
 
 
@@ -114,22 +117,28 @@ def build_training_set(corpus_paths: Iterable[str | Path], labels: Iterable[Stor
     corpus = load_corpus(corpus_paths)
     labels = list(labels)
     n_labels = len(labels)
+    # normalising a post is the costly part (6 s of 100k labels when it was done per use)
+    key_by_label = {id(x): content_key(x.post.title, x.post.body) for x in labels}
+
+    def key_of(item: StoredLabel) -> str:
+        return key_by_label[id(item)]
+
     newest_by_content: dict[str, StoredLabel] = {}
     for item in sorted(labels, key=lambda x: (x.created_at, x.row_id)):
-        newest_by_content[content_key(item.post.title, item.post.body)] = item  # the latest label wins
+        newest_by_content[key_of(item)] = item  # the latest label wins
     feedback = list(newest_by_content.values())
-    train_fb, heldout, how = split_feedback(feedback, options.holdout_fraction, options.params.seed)
+    train_fb, heldout, how = split_feedback(feedback, options.holdout_fraction, options.params.seed, key_of)
     examples = [e for e in corpus.examples
                 if content_key(e.post.title, e.post.body) not in newest_by_content]
     replaced = len(corpus.examples) - len(examples)
     for item in train_fb:
-        key = content_key(item.post.title, item.post.body)
+        key = key_of(item)
         examples.append(Example(post=item.post, label=item.label, kind="feedback", group="fb:" + key[:16],
                                 weight=options.feedback_weight, source="feedback"))
     digest = hashlib.sha256(corpus.sha256.encode())
     for item in sorted(feedback, key=lambda x: (x.source, str(x.post.id))):
         digest.update(f"\x1e{item.source}\x1f{item.post.id}\x1f{item.label}\x1f".encode("utf-8", "surrogatepass"))
-        digest.update(content_key(item.post.title, item.post.body).encode())
+        digest.update(key_of(item).encode())
     counts = {
         "corpus": corpus.label_counts(),
         "corpus_replaced_by_feedback": replaced,

@@ -68,6 +68,22 @@ def test_augmented_variants_stay_in_their_sources_fold():
             assert fold_of_promo[e.promo[0]] == fold
 
 
+def test_large_training_sets_deal_groups_to_folds_by_label():
+    from collections import Counter
+
+    examples = tiny_examples()
+    params = TrainParams(folds=3, large_data_posts=10)
+    fold_of = _assign_folds(examples, params)
+    assert fold_of == _assign_folds(examples, params)  # seeded
+    assert set(fold_of) == {e.group_key for e in examples}
+    per_label = Counter((e.label, fold_of[e.group_key]) for e in examples)
+    biggest_group = max(Counter(e.group_key for e in examples).values())
+    for label in {e.label for e in examples}:
+        counts = [per_label[label, k] for k in range(3)]
+        assert max(counts) - min(counts) <= biggest_group, (label, counts)
+    assert fold_of != _assign_folds(examples, TrainParams(folds=3, large_data_posts=10, seed=1))
+
+
 def test_insert_sentence_keeps_host_text():
     import random
 
@@ -111,7 +127,7 @@ def test_count_matrix_is_the_one_countvectorizer_builds():
     from sklearn.feature_extraction.text import CountVectorizer
 
     from classifier import features
-    from classifier.train import _count_matrix, _FlatRows, _packed, _row_store, _rows_matrix, _Vocabulary
+    from classifier.train import _count_matrix, _FlatRows, _packed, _row_store, _rows, _Vocabulary
 
     docs = [["b", "a", "a", "c:xy"], ["a", "zz"], ["c:xy", "b", "b", "q"], ["only-once"], []]
     vocabulary = _Vocabulary()
@@ -121,13 +137,19 @@ def test_count_matrix_is_the_one_countvectorizer_builds():
         rows.lengths.append(len(doc))
     packed = _packed(rows, len(vocabulary.ids))
     store = _row_store([np.diff(packed.indptr)], [packed.indices], [packed.data], len(vocabulary.ids))
-    matrix, vectorizer, term_ids = _count_matrix(_rows_matrix(store, [0, 1, 2, 3, 4]), vocabulary.terms(), min_df=2)
+    matrix, vectorizer, term_ids = _count_matrix(_rows(store, [2, 0, 1, 3, 4]), vocabulary.terms(), min_df=2)
     reference = CountVectorizer(analyzer=features.tokens_identity, min_df=2, dtype=np.float64)
+    docs = [docs[i] for i in (2, 0, 1, 3, 4)]  # rows are taken in any order
     expected = reference.fit_transform(docs)
     assert [vocabulary.terms()[i] for i in term_ids] == sorted(reference.vocabulary_)
     assert vectorizer.vocabulary_ == reference.vocabulary_
     np.testing.assert_array_equal(matrix.toarray(), expected.toarray())
+    assert matrix.dtype == np.float64 and _indices_sorted(matrix)
     np.testing.assert_array_equal(vectorizer.transform(docs).toarray(), expected.toarray())
+
+
+def _indices_sorted(matrix) -> bool:
+    return all((np.diff(matrix.indices[a:b]) > 0).all() for a, b in zip(matrix.indptr, matrix.indptr[1:]))
 
 
 def test_weighted_labels_converge():
