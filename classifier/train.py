@@ -30,7 +30,7 @@ import os
 import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -272,11 +272,10 @@ def _deal_groups(examples: list[Example], folds: int, seed: int) -> dict[str, in
     return fold_of
 
 
-@dataclass
-class _Candidates:
+class _Candidates(NamedTuple):
     """An example's rows before any random choice: it has `n_segments` segment rows, then its
     whole-post row; the segments it always contributes as sentence rows, and those a seeded
-    sample is drawn from (`samples`: whether one is drawn)."""
+    sample is drawn from (`samples`: whether one is drawn). A tuple: unpickles 2x faster."""
 
     n_segments: int
     n_words: int
@@ -429,24 +428,24 @@ def _candidates(example: Example, vocabulary: _Vocabulary, rows: "_FlatRows") ->
     flat.extend(post_level)
     rows.lengths.append(len(post_level))
     n_words = sum(seg.text.count(" ") + 1 for seg in segs)  # as Model._combiner_inputs counts
-    candidates = _Candidates(len(segs), n_words, [], [], False)
+    always: list[int] = []
+    pool: list[int] = []
     if example.kind == augment.CATEGORY_KIND:
-        return candidates
+        return _Candidates(len(segs), n_words, always, pool, False)
     if example.label == "spam" and example.promo:
         for i, seg in enumerate(segs):
             text = example.post.title if seg.field == "title" else example.post.body
             piece = text[seg.start:seg.end]
             if any(_overlaps(text, p, seg.start, seg.end) or piece in p for p in example.promo):
-                candidates.always.append(i)
+                always.append(i)
     elif example.label != "spam" and len(segs) > 1:
         # Every sentence that carries a link or a contact is a sentence-level example of its
         # post's label, so a lone link line in an honest answer does not look like a link drop;
         # plus a few random sentences.
-        with_links = [i for i, (ws, extra) in enumerate(parts) if any(t.startswith(_CONTACT) for t in extra)]
-        candidates.always.extend(with_links)
-        candidates.pool.extend(i for i, s in enumerate(segs) if len(s.text.split()) >= 3 and i not in with_links)
-        candidates.samples = True
-    return candidates
+        always = [i for i, (ws, extra) in enumerate(parts) if any(t.startswith(_CONTACT) for t in extra)]
+        pool = [i for i, s in enumerate(segs) if len(s.text.split()) >= 3 and i not in always]
+        return _Candidates(len(segs), n_words, always, pool, True)
+    return _Candidates(len(segs), n_words, always, pool, False)
 
 
 def _overlaps(text: str, promo: str, start: int, end: int) -> bool:
