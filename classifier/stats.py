@@ -18,6 +18,11 @@ from .database import Database
 from .errors import StoreError
 from .schema import decisions, feedback
 
+#: What a buffered decision holds, in the order of the INSERT's columns.
+ROW_COLUMNS = ("source", "post_id", "model_version", "label", "decision", "spam_score", "created_at")
+#: The DB-API placeholder of each paramstyle the supported drivers use (sqlite3; psycopg).
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
 STAT_FIELDS = ("classified", "allow", "review", "block", "labelled", "false_positives", "false_negatives",
                "review_spam", "review_not_spam", "missed_off_topic")
 
@@ -35,7 +40,7 @@ class DecisionLog:
         self.interval = interval
         self.batch = batch
         self.max_buffer = max_buffer
-        self._rows: list[dict] = []
+        self._rows: list[tuple] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread_pid: int | None = None
@@ -45,12 +50,12 @@ class DecisionLog:
     def record(self, source: str, scored_list, *, at: datetime | None = None) -> None:
         """Queue one row per scored post (a dict of the output contract or a Scored)."""
         now = at or datetime.now(timezone.utc)
+        source = source[:200]
         rows = []
         for s in scored_list:
             d = s if isinstance(s, dict) else s.to_dict()
-            rows.append({"source": source[:200], "post_id": str(d["id"])[:200], "model_version": d["model_version"],
-                         "label": d["label"], "decision": d["decision"], "spam_score": float(d["scores"]["spam"]),
-                         "created_at": now})
+            rows.append((source, str(d["id"])[:200], d["model_version"], d["label"], d["decision"],
+                         float(d["scores"]["spam"]), now))
         with self._lock:
             if len(self._rows) + len(rows) > self.max_buffer:  # the database is down for long: keep memory bounded
                 self.dropped += len(rows)
@@ -69,7 +74,7 @@ class DecisionLog:
             return 0
         try:
             with self.database.engine.begin() as conn:
-                conn.execute(decisions.insert(), rows)
+                _insert(conn, rows)
         except sa.exc.SQLAlchemyError as exc:
             self.last_error = f"{type(exc).__name__}"
             with self._lock:  # keep them for the next attempt, within the bound
@@ -92,6 +97,27 @@ class DecisionLog:
             self._wake.wait(self.interval)
             self._wake.clear()
             self.flush()
+
+
+def _insert(conn, rows: list[tuple]) -> None:
+    """Insert buffered rows with one executemany of a plain INSERT.
+
+    Tuples go to the driver as they are, after the dialect's own conversion of each column
+    (SQLite's text form of a datetime), so the stored values are those `decisions.insert()`
+    stores; SQLAlchemy's per-row handling of parameter dicts cost more than the insert itself
+    (7.2 against 5.0 us a row into SQLite).
+    """
+    dialect = conn.dialect
+    placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
+    if placeholder is None:  # a driver with named parameters: the general path
+        conn.execute(decisions.insert(), [dict(zip(ROW_COLUMNS, row)) for row in rows])
+        return
+    processors = [decisions.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in ROW_COLUMNS]
+    if any(processors):
+        rows = [tuple([v if p is None else p(v) for p, v in zip(processors, row)]) for row in rows]
+    sql = (f"INSERT INTO {decisions.name} ({', '.join(ROW_COLUMNS)}) "
+           f"VALUES ({', '.join([placeholder] * len(ROW_COLUMNS))})")
+    conn.exec_driver_sql(sql, rows)
 
 
 def _day(column, dialect: str):

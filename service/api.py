@@ -67,8 +67,8 @@ def request_source(given, key) -> str:
 
 def score(model, posts: list[Post], source: str) -> list[dict]:
     """Score posts, apply the trusted-author policy, count and log decisions; the contract per post."""
-    policy = ext("trust_policy")
-    metrics = ext("metrics")
+    extensions = current_app.extensions  # one context look-up, not one per extension
+    policy, metrics = extensions["postsieve.trust_policy"], extensions["postsieve.metrics"]
     out = []
     for post, scored in zip(posts, model.score(posts) if len(posts) > 1 else [model.score_one(posts[0])]):
         if post.author:
@@ -77,7 +77,7 @@ def score(model, posts: list[Post], source: str) -> list[dict]:
                 scored = replace(scored, decision=decision)
         metrics.observe_scored(scored)
         out.append(scored.to_dict())
-    ext("decision_log").record(source, out)
+    extensions["postsieve.decision_log"].record(source, out)
     return out
 
 
