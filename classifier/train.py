@@ -20,9 +20,10 @@ row store). Above `large_data_posts` examples the
 run uses `large_data_folds` folds, saga's looser `large_data_tol` and
 `large_data_sentences_per_post` random sentence rows per legitimate post: six combiner inputs
 need no more out-of-fold rows than two folds give, each fold costs a whole fit, the epochs saga
-spends past that tolerance (about half of them: 105 against 44 on 3,000 moderator labels) are
-the cheapest to drop, and with that many posts two sentences each still teach sentence-level
-scoring. The gate judges the candidate either way.
+spends past that tolerance are the cheapest to drop (2e-3 against 1e-3: 20 against 31 epochs
+at 100k labels and 21 against 37 at 10k, with the held-out gate metrics equal to 0.2 points),
+and with that many posts two sentences each still teach sentence-level scoring. The gate
+judges the candidate either way.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class TrainParams:
     #: above this many examples, `large_data_folds` folds and `large_data_tol` instead
     large_data_posts: int = 10_000
     large_data_folds: int = 2
-    large_data_tol: float = 1e-3
+    large_data_tol: float = 2e-3
     large_data_sentences_per_post: int = 2
     C: float = 8.0
     category_temperature: float = 20.0
