@@ -86,6 +86,24 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _HashingWriter:
+    """A file-like sink that only hashes what is written to it."""
+
+    def __init__(self):
+        self.digest = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.digest.update(data)  # bytes or, for large buffers, a PickleBuffer
+        return memoryview(data).nbytes
+
+
+def _pickle_sha256(obj) -> str:
+    """SHA-256 of `obj`'s pickle, streamed: no copy of the pickle in memory."""
+    sink = _HashingWriter()
+    pickle.Pickler(sink, protocol=5).dump(obj)
+    return sink.digest.hexdigest()
+
+
 def save_model(model: Model, models_dir: str | Path, *, data_sha256: str, label_counts: dict,
                metrics: dict, params: dict, parent: str | None = None, extra: dict | None = None,
                created: datetime | None = None) -> Path:
@@ -105,7 +123,7 @@ def save_model(model: Model, models_dir: str | Path, *, data_sha256: str, label_
         # (pickle's C pickler: joblib's, written in Python, took 2.2 s at 100k training posts).
         stamp = created.strftime("%Y%m%d-%H%M%S")
         model.version = f"{stamp}-pending"
-        short = hashlib.sha256(pickle.dumps(model, protocol=5)).hexdigest()[:8]
+        short = _pickle_sha256(model)[:8]
         model.version = f"{stamp}-{short}"
         copy = 1
         while (models_dir / model.version).exists():

@@ -11,7 +11,8 @@ Procedure, all seeded:
 5. Fit the base and category models on everything; the final model is those plus the combiner.
 
 Tokens are stored once per run as integer counts in one sparse row store (a word's terms are
-looked up once per distinct word; a whole post's row is the sum of its segments' rows), so
+looked up once per distinct word; a whole post's row is the sum of its part rows: its
+segments' and one of its post-level tokens), so
 memory grows with the posts' distinct tokens, not with Python objects per token or per row.
 Workers tokenise chunks of posts, each on a vocabulary of its own that the parent maps onto
 the run's once per new term. The fold fits and the final fit are independent, as are the
@@ -21,7 +22,7 @@ run uses `large_data_folds` folds, saga's looser `large_data_tol` and
 `large_data_sentences_per_post` random sentence rows per legitimate post: six combiner inputs
 need no more out-of-fold rows than two folds give, each fold costs a whole fit, the epochs saga
 spends past that tolerance are the cheapest to drop (2e-3 against 1e-3: 20 against 31 epochs
-at 100k labels and 21 against 37 at 10k, with the held-out gate metrics equal to 0.2 points),
+at 100k labels and 21 against 37 at 10k, with the held-out gate metrics within 0.2 points),
 and with that many posts two sentences each still teach sentence-level scoring. The gate
 judges the candidate either way.
 """
@@ -133,9 +134,6 @@ class _Vocabulary:
             got = self._word_ids[word] = self.encode(features.word_terms(word))
         return got
 
-    def terms(self) -> list[str]:
-        return list(self.ids)  # insertion order is id order
-
 
 @dataclass
 class _Tokenised:
@@ -151,8 +149,8 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
                 progress: Progress | None = None, jobs: int | None = None) -> TrainResult:
     """Train a Model on labelled examples; see the module docstring for the procedure.
 
-    `jobs` worker processes tokenise and fit the folds and the final model (default: the
-    usable cores); the result does not depend on it.
+    `jobs` worker processes tokenise and fit the folds, the final model and the combiners
+    (default: the usable cores); the result does not depend on it.
     """
     say = progress or (lambda message: None)
     labels_present = {e.label for e in examples}
@@ -274,8 +272,8 @@ def _deal_groups(examples: list[Example], folds: int, seed: int) -> dict[str, in
 
 
 class _Candidates(NamedTuple):
-    """An example's rows before any random choice: it has `n_segments` segment rows, then its
-    whole-post row; the segments it always contributes as sentence rows, and those a seeded
+    """An example's rows before any random choice: it has `n_segments` segment rows, then a row
+    of its post-level tokens (the whole post's row is built from them all); the segments it always contributes as sentence rows, and those a seeded
     sample is drawn from (`samples`: whether one is drawn). A tuple: unpickles 2x faster."""
 
     n_segments: int
@@ -399,12 +397,12 @@ def _row_store(lengths: list[np.ndarray], ids: list[np.ndarray], counts: list[np
     index_dtype = np.int32 if max(nnz, n_terms) < np.iinfo(np.int32).max else np.int64
     indptr = np.zeros(n_rows + 1, dtype=index_dtype)
     np.cumsum(np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int32), out=indptr[1:])
-    indices = np.concatenate(ids).astype(index_dtype, copy=False) if ids else np.zeros(0, dtype=index_dtype)
+    indices = np.concatenate(ids, dtype=index_dtype) if ids else np.zeros(0, dtype=index_dtype)
     ids.clear()
     data = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int32)
     counts.clear()
     store = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_terms))
-    store.has_sorted_indices = False  # rows hold ids in the order their worker's vocabulary met them
+    store.has_sorted_indices = False  # ids within a row are in no particular order: _columns sorts them
     return store
 
 
@@ -565,20 +563,27 @@ def _columns(selected: sp.csr_matrix, term_ids: np.ndarray) -> sp.csr_matrix:
     column_of = np.full(selected.shape[1], -1, dtype=np.int32)
     column_of[term_ids] = np.arange(len(term_ids), dtype=np.int32)
     columns = column_of[selected.indices]
-    keep = columns >= 0
-    kept_before = np.zeros(len(keep) + 1, dtype=np.int64)
-    np.cumsum(keep, out=kept_before[1:])
-    matrix = sp.csr_matrix((selected.data[keep].astype(np.float64), columns[keep], kept_before[selected.indptr]),
-                           shape=(selected.shape[0], len(term_ids)))
+    dropped = columns < 0
+    data = selected.data.astype(np.float64)
+    data[dropped] = 0.0  # counts are >= 1: eliminate_zeros removes exactly the dropped terms
+    columns[dropped] = 0
+    del dropped
+    matrix = sp.csr_matrix((data, columns, selected.indptr.copy()), shape=(selected.shape[0], len(term_ids)))
+    matrix.eliminate_zeros()  # in place: fewer temporary copies than masking each array
     matrix.sort_indices()
     return matrix
+
+
+_BINCOUNT_SLICE = 1 << 24
 
 
 def _count_matrix(selected: sp.csr_matrix, terms: list[str], min_df: int):
     """The counts of rows selected from the row store over the terms in at least `min_df` of
     them, columns in term order, a CountVectorizer fitted to exactly that vocabulary, and the
     term ids of the columns."""
-    df = np.bincount(selected.indices, minlength=len(terms))
+    df = np.zeros(len(terms), dtype=np.int64)
+    for at in range(0, len(selected.indices), _BINCOUNT_SLICE):  # bincount copies its input to int64
+        df += np.bincount(selected.indices[at:at + _BINCOUNT_SLICE], minlength=len(terms))
     kept = np.asarray(sorted(np.flatnonzero(df >= min_df).tolist(), key=terms.__getitem__), dtype=np.int64)
     if not len(kept):
         raise ValueError(f"no term occurs in {min_df} or more training rows")

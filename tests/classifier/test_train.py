@@ -68,14 +68,24 @@ def test_augmented_variants_stay_in_their_sources_fold():
             assert fold_of_promo[e.promo[0]] == fold
 
 
-def test_large_training_sets_deal_groups_to_folds_by_label():
+def test_large_training_sets_deal_groups_to_folds_by_label(monkeypatch):
+    import dataclasses
     from collections import Counter
 
-    examples = tiny_examples()
+    from classifier import train as train_module
+
+    # groups of one or two posts with one label, as a text and its variants are
+    seen: Counter = Counter()
+    examples = []
+    for e in tiny_examples():
+        seen[e.label] += 1
+        examples.append(dataclasses.replace(e, group=f"{e.label}{seen[e.label] // 2}"))
     params = TrainParams(folds=3, large_data_posts=10)
+    monkeypatch.setattr(train_module, "StratifiedGroupKFold", None)  # the large-data path must not use it
     fold_of = _assign_folds(examples, params)
     assert fold_of == _assign_folds(examples, params)  # seeded
     assert set(fold_of) == {e.group_key for e in examples}
+    assert len(fold_of) < len(examples)
     per_label = Counter((e.label, fold_of[e.group_key]) for e in examples)
     biggest_group = max(Counter(e.group_key for e in examples).values())
     for label in {e.label for e in examples}:
@@ -137,11 +147,11 @@ def test_count_matrix_is_the_one_countvectorizer_builds():
         rows.lengths.append(len(doc))
     packed = _packed(rows, len(vocabulary.ids))
     store = _row_store([np.diff(packed.indptr)], [packed.indices], [packed.data], len(vocabulary.ids))
-    matrix, vectorizer, term_ids = _count_matrix(_rows(store, [2, 0, 1, 3, 4]), vocabulary.terms(), min_df=2)
+    matrix, vectorizer, term_ids = _count_matrix(_rows(store, [2, 0, 1, 3, 4]), list(vocabulary.ids), min_df=2)
     reference = CountVectorizer(analyzer=features.tokens_identity, min_df=2, dtype=np.float64)
     docs = [docs[i] for i in (2, 0, 1, 3, 4)]  # rows are taken in any order
     expected = reference.fit_transform(docs)
-    assert [vocabulary.terms()[i] for i in term_ids] == sorted(reference.vocabulary_)
+    assert [list(vocabulary.ids)[i] for i in term_ids] == sorted(reference.vocabulary_)
     assert vectorizer.vocabulary_ == reference.vocabulary_
     np.testing.assert_array_equal(matrix.toarray(), expected.toarray())
     assert matrix.dtype == np.float64 and _indices_sorted(matrix)
