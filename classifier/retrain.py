@@ -227,21 +227,20 @@ def _retrain_locked(models_dir: Path, store: FeedbackStore, corpus_paths, option
     held_posts, held_labels = [x.post for x in data.heldout], [x.label for x in data.heldout]
     # One pass scores every label with both models: the held-out ones for the gate, all of
     # them for the backtest. Without an active model only the held-out ones are needed.
-    backtested = labels if len(labels) <= options.report_backtest_labels else data.heldout
+    backtested = labels if active and len(labels) <= options.report_backtest_labels else data.heldout
     scope = ("every labelled post" if backtested is labels
              else f"the {len(data.heldout)} held-out labels; run `postsieve backtest` for all {len(labels)}")
-    say("scoring " + ("the labels" if active and backtested is labels else "the held-out labels")
+    say("scoring " + ("the labels" if backtested is labels else "the held-out labels")
         + " with the candidate" + (" and the active model" if active else ""))
-    scored = rescore([candidate, active], [x.post for x in backtested]) if active else None
+    scored = rescore([candidate, active] if active else [candidate], [x.post for x in backtested])
     row_of = {id(x): i for i, x in enumerate(backtested)}
     held_rows = [row_of[id(x)] for x in data.heldout]  # the held-out labels are items of `labels`
 
-    def metrics_of(model: Model, rescored: Rescored | None) -> dict:
-        p = rescored.probabilities[held_rows] if rescored is not None else None
-        return heldout_metrics(model, held_posts, held_labels, probabilities=p)
+    def metrics_of(model: Model, rescored: Rescored) -> dict:
+        return heldout_metrics(model, held_posts, held_labels, probabilities=rescored.probabilities[held_rows])
 
-    gate = compare(metrics_of(candidate, scored[0] if scored else None),
-                   metrics_of(active, scored[1]) if active else None, options.margins)
+    gate = compare(metrics_of(candidate, scored[0]), metrics_of(active, scored[1]) if active else None,
+                   options.margins)
     gate.update({"split": data.split, "active_version": active.version if active else None,
                  "margins": margins_dict(options.margins)})
     promote = options.promote and (gate["passed"] or options.force)

@@ -12,13 +12,13 @@ Procedure, all seeded:
 
 Tokens are stored once per run as integer counts in one sparse row store (a word's terms are
 looked up once per distinct word; a whole post's row is the sum of its part rows: its
-segments' and one of its post-level tokens), so
-memory grows with the posts' distinct tokens, not with Python objects per token or per row.
-Workers tokenise chunks of posts, each on a vocabulary of its own that the parent maps onto
-the run's once per new term. The fold fits and the final fit are independent, as are the
-combiner's: with more than one core they run in worker processes (forked, so they share the
-row store). Above `large_data_posts` examples the
-run uses `large_data_folds` folds, saga's looser `large_data_tol` and
+segments' and one of its post-level tokens), so memory grows with the posts' distinct
+tokens, not with Python objects per token or per row. Workers tokenise chunks of posts, each
+on a vocabulary of its own that the parent maps onto the run's once per new term. The fold
+fits and the final fit are independent, as are the combiner's: with more than one core they
+run in worker processes (forked, so they share the row store).
+
+Above `large_data_posts` examples the run uses `large_data_folds` folds, saga's looser `large_data_tol` and
 `large_data_sentences_per_post` random sentence rows per legitimate post: six combiner inputs
 need no more out-of-fold rows than two folds give, each fold costs a whole fit, the epochs saga
 spends past that tolerance are the cheapest to drop (2e-3 against 1e-3: 20 against 31 epochs
@@ -92,14 +92,17 @@ class TrainParams:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def is_large(self, n_examples: int) -> bool:
+        return n_examples > self.large_data_posts
+
     def folds_for(self, n_examples: int) -> int:
-        return self.large_data_folds if n_examples > self.large_data_posts else self.folds
+        return self.large_data_folds if self.is_large(n_examples) else self.folds
 
     def tol_for(self, n_examples: int) -> float:
-        return self.large_data_tol if n_examples > self.large_data_posts else self.tol
+        return self.large_data_tol if self.is_large(n_examples) else self.tol
 
     def sentences_for(self, n_examples: int) -> int:
-        return self.large_data_sentences_per_post if n_examples > self.large_data_posts else self.sentences_per_post
+        return self.large_data_sentences_per_post if self.is_large(n_examples) else self.sentences_per_post
 
 
 @dataclass
@@ -170,12 +173,11 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
                        params.tol_for(len(examples)))
 
     phi = np.zeros((len(all_examples), len(COMBINER_FEATURES)))
-    final = None
     # The final fit runs beside the folds. Tried at 100k labels: fitting the folds first and
     # starting the final fit from their mean coefficients cut its epochs from ~42 to 25, but
     # left a core idle meanwhile: 170 s against 150 s end to end.
-    tasks = ["final", *range(folds)]
-    for task, outcome in zip(tasks, map_in_workers(fitting, tasks, jobs, in_flight=len(tasks))):
+    final = None
+    for task, outcome in _final_and_folds(fitting, folds, jobs):
         if task == "final":
             final = outcome
         else:
@@ -187,8 +189,7 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
     say("fitting the combiner and choosing thresholds")
     combining = _Combining(phi, y, np.array([e.weight for e in all_examples]), fold_ids, params)
     oof = np.zeros((len(all_examples), len(LABELS)))
-    tasks = ["final", *range(folds)]
-    for task, comb in zip(tasks, map_in_workers(combining, tasks, jobs, in_flight=len(tasks))):
+    for task, comb in _final_and_folds(combining, folds, jobs):
         if task == "final":
             combiner = comb
         else:
@@ -210,6 +211,12 @@ def train_model(examples: list[Example], params: TrainParams = TrainParams(),
                   category_model=final.category_model, combiner=combiner, thresholds=thresholds)
     counts = {label: int(sum(1 for e in examples if e.label == label)) for label in LABELS}
     return TrainResult(model=model, report=report, label_counts=counts, augmented_counts=augmented, y=y, oof=oof)
+
+
+def _final_and_folds(work: Callable, folds: int, jobs: int | None):
+    """(task, work(task)) for "final" and each fold, all handed to the workers at once."""
+    tasks = ["final", *range(folds)]
+    return zip(tasks, map_in_workers(work, tasks, jobs, in_flight=len(tasks)))
 
 
 def augment_by_fold(examples: list[Example], fold_of: dict[str, int], categories: list[str],
@@ -236,7 +243,7 @@ def augment_by_fold(examples: list[Example], fold_of: dict[str, int], categories
 def _assign_folds(examples: list[Example], params: TrainParams, folds: int | None = None) -> dict[str, int]:
     """Fold of every group, stratified by label (a group takes its first example's label)."""
     folds = folds or params.folds
-    if len(examples) > params.large_data_posts:
+    if params.is_large(len(examples)):
         return _deal_groups(examples, folds, params.seed)
     groups = [e.group_key for e in examples]
     labels = [e.label for e in examples]
@@ -273,8 +280,9 @@ def _deal_groups(examples: list[Example], folds: int, seed: int) -> dict[str, in
 
 class _Candidates(NamedTuple):
     """An example's rows before any random choice: it has `n_segments` segment rows, then a row
-    of its post-level tokens (the whole post's row is built from them all); the segments it always contributes as sentence rows, and those a seeded
-    sample is drawn from (`samples`: whether one is drawn). A tuple: unpickles 2x faster."""
+    of its post-level tokens (the whole post's row is built from them all); the segments it
+    always contributes as sentence rows, and those a seeded sample is drawn from (`samples`:
+    whether one is drawn). A tuple: unpickles 2x faster."""
 
     n_segments: int
     n_words: int
@@ -391,7 +399,8 @@ def _tokenise_all(examples: list[Example], rng: random.Random, sentences_per_pos
 
 def _row_store(lengths: list[np.ndarray], ids: list[np.ndarray], counts: list[np.ndarray],
                n_terms: int) -> sp.csr_matrix:
-    """One CSR matrix of every row's counts (int32; indices not sorted within rows)."""
+    """One CSR matrix of every row's counts (int32; indices not sorted within rows). Empties
+    the lists as it goes: at 100k posts each holds about a gigabyte."""
     n_rows = sum(len(x) for x in lengths)
     nnz = sum(len(x) for x in ids)
     index_dtype = np.int32 if max(nnz, n_terms) < np.iinfo(np.int32).max else np.int64
