@@ -15,8 +15,9 @@ Two stages of logistic regression:
 
 Scoring does not go through scikit-learn's transform: it counts each sentence's vocabulary
 indices once (words cached per model), derives the post vector from the sentence counts and does
-the TF-IDF and dot products in numpy. `reference_logits` keeps the scikit-learn path, and a test
-checks that both give the same numbers.
+the TF-IDF and dot products in one call of the compiled `_fastcount` module, or in numpy where
+the package was installed without a C compiler. `reference_logits` keeps the scikit-learn path,
+and tests check that all three give the same numbers.
 """
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ from . import features
 from .decision import Thresholds, decide
 from .errors import NotFittedError
 from .types import LABELS, Highlight, Post, Reason, Scored
+
+try:
+    from . import _fastcount
+except ImportError:  # installed without a C compiler: the numpy path does the same work
+    _fastcount = None
+
+#: True when scoring uses the compiled counting step (GET /v1/model says so).
+COMPILED = _fastcount is not None
 
 OK, SPAM, OFF = 0, 1, 2
 #: Names of the combiner's inputs, in order; they appear in reasons.
@@ -98,8 +107,13 @@ class Model:
             comb_order = [list(self.combiner.classes_).index(label) for label in LABELS]
             self.combiner_coef_ = self.combiner.coef_[comb_order].astype(np.float64)
             self.combiner_bias_ = self.combiner.intercept_[comb_order].astype(np.float64)
+            # Python floats for the per-post arithmetic: the same IEEE operations without numpy calls
+            self._combiner_lists = list(zip(self.combiner_coef_.tolist(), self.combiner_bias_.tolist()))
+            self._alphas = [[(self.combiner_coef_[a] - self.combiner_coef_[b]).tolist() for b in range(len(LABELS))]
+                            for a in range(len(LABELS))]
         self._category_index = {c.strip().casefold(): i for i, c in enumerate(self.categories)}
         self._feature_names = None
+        self._term_list = None
         self._word_cache: dict[str, bytes] = {}
         # `_count` packs (row, vocabulary index + 1) into one int64 key: the index takes the low bits.
         self._row_shift = len(self.vocabulary_).bit_length()
@@ -107,8 +121,8 @@ class Model:
     def __getstate__(self):
         state = self.__dict__.copy()
         for derived in ("vocabulary_", "table_", "weights_", "category_weights_", "bias_", "combiner_coef_",
-                        "combiner_bias_", "_order", "_category_index", "_feature_names", "_word_cache", "_row_shift",
-                        "categories"):
+                        "combiner_bias_", "_combiner_lists", "_alphas", "_order", "_category_index", "_feature_names",
+                        "_term_list", "_word_cache", "_row_shift", "categories"):
             state.pop(derived, None)
         return state
 
@@ -123,6 +137,12 @@ class Model:
             self._feature_names = self.vectorizer.get_feature_names_out()[self._order]
         return self._feature_names
 
+    def _term_names(self) -> list[str]:
+        """`feature_names` as a list of str: indexing it gives plain str at list speed."""
+        if self._term_list is None:
+            self._term_list = self.feature_names.tolist()
+        return self._term_list
+
     # -- public scoring API ----------------------------------------------------------------
     def score(self, posts: Iterable[Post], *, explain: bool = True) -> list[Scored]:
         """Score posts: label, decision, probabilities, highlights and (if `explain`) reasons."""
@@ -132,13 +152,13 @@ class Model:
         """Score one post; see `score`."""
         if self.combiner_coef_ is None:
             raise NotFittedError("this model has no combiner yet: train it with train.train_model")
-        segs, counts = self._count(post)
-        z = self._logits(counts)
-        phi, best = self._combiner_inputs(post, segs, z)
-        probs = _softmax(self.combiner_coef_ @ phi + self.combiner_bias_).tolist()
+        segs, counts, z = self._count_logits(post)
+        rows = z.tolist()
+        phi, best = self._combiner_phi(rows, post.category, lambda: _word_count(segs))
+        probs = self._probabilities(phi)
         scores = dict(zip(LABELS, probs))
         label_index = probs.index(max(probs))
-        highlights = self._highlights(segs, z, LABELS[label_index])
+        highlights = self._highlights(segs, rows, LABELS[label_index])
         reasons = self._reasons(counts, phi, best, label_index, post) if explain else ()
         truncated = len(post.title) > features.MAX_FIELD_CHARS or len(post.body) > features.MAX_FIELD_CHARS
         decision = decide(scores, self.thresholds)
@@ -152,57 +172,100 @@ class Model:
         """Calibrated probabilities, shape (n, 3), columns ok, spam, off_topic."""
         if self.combiner_coef_ is None:
             raise NotFittedError("this model has no combiner yet: train it with train.train_model")
-        out = [_softmax(self.combiner_coef_ @ self.combiner_inputs(post) + self.combiner_bias_) for post in posts]
+        out = []
+        for post in posts:
+            segs, _, z = self._count_logits(post)
+            out.append(self._probabilities(self._combiner_phi(z.tolist(), post.category, lambda: _word_count(segs))[0]))
         return np.array(out).reshape(-1, len(LABELS))
 
     def combiner_inputs(self, post: Post) -> np.ndarray:
         """The six numbers the combiner sees for one post (used by training and tests)."""
-        segs, counts = self._count(post)
-        return self._combiner_inputs(post, segs, self._logits(counts))[0]
+        segs, _, z = self._count_logits(post)
+        return np.array(self._combiner_phi(z.tolist(), post.category, lambda: _word_count(segs))[0])
 
     def reference_logits(self, token_lists: Sequence[list[str]]) -> np.ndarray:
         """Base and category logits through scikit-learn's own transform (the slow, trusted path)."""
         x = self.tfidf.transform(self.vectorizer.transform(token_lists))
         return np.asarray(x @ self.weights_) + self.bias_
 
-    def segment_logits(self, post: Post) -> tuple[list[features.Segment], np.ndarray]:
-        """Segments of a post and the fast path's logits per row (segments, then the whole post)."""
-        segs, counts = self._count(post)
-        return segs, self._logits(counts)
+    def segment_logits(self, post: Post, *, compiled: bool = True) -> tuple[list[features.Segment], np.ndarray]:
+        """Segments of a post and the fast path's logits per row (segments, then the whole post).
+
+        `compiled=False` takes the numpy path even where the compiled step is built (tests
+        compare the two).
+        """
+        segs, _, z = self._count_logits(post, compiled=compiled)
+        return segs, z
 
     # -- fast path -------------------------------------------------------------------------
-    def _count(self, post: Post) -> tuple[list[features.Segment], "_Counts"]:
-        """Vocabulary counts of every segment (rows 0..n-1) and of the whole post (row n).
+    def _count_logits(self, post: Post, *, compiled: bool = True) -> tuple[list[features.Segment], "_Counts", np.ndarray]:
+        """Segments, sparse counts (TF-IDF values filled in) and logits of every row of a post.
 
-        Python only maps tokens to vocabulary indices (word terms cached per word); numpy
-        does the counting, which measured 3x faster than counting in dicts on long posts.
+        The compiled step looks the terms up in C (`_entries`' loop) and does in one more call
+        what `_Counts.from_entries` and `_logits` do in about thirty numpy calls; in a server,
+        where each numpy call meets cold CPU caches, those calls cost a third of scoring.
+        `compiled=False` takes the numpy path (tests compare the two).
+        """
+        if compiled and _fastcount is not None:
+            segs = features.segments(post)
+            parts = features.segments_parts([seg.text for seg in segs])
+            entries, lengths = _fastcount.lookup_entries(parts, self.vocabulary_, self._word_cache, self._word_entries)
+            entries += array("q", filter(None, map(self.vocabulary_.get, features.post_level_tokens(
+                segs, [extra for _, extra in parts])))).tobytes()
+            z, rows, idx, x, w, n_whole = _fastcount.count_logits(entries, lengths, len(segs), self.table_,
+                                                                  self.category_weights_, self.bias_)
+            counts = _Counts(rows=np.frombuffer(rows, dtype=np.int64), idx=np.frombuffer(idx, dtype=np.int64),
+                             cnt=None, n_rows=len(segs) + 1, n_whole=n_whole, starts=None, lengths=None)
+            counts.x = np.frombuffer(x)
+            counts.w = np.frombuffer(w).reshape(-1, 3)
+            return segs, counts, np.frombuffer(z).reshape(len(segs) + 1, len(self.bias_))
+        segs, entries, lengths, n_seg_entries = self._entries(post)
+        counts = _Counts.from_entries(np.frombuffer(entries, dtype=np.int64), lengths, n_seg_entries, len(segs),
+                                      self._row_shift)
+        return segs, counts, self._logits(counts)
+
+    def _count(self, post: Post) -> tuple[list[features.Segment], "_Counts"]:
+        """Vocabulary counts of every segment (rows 0..n-1) and of the whole post (row n), numpy path."""
+        segs, entries, lengths, n_seg_entries = self._entries(post)
+        return segs, _Counts.from_entries(np.frombuffer(entries, dtype=np.int64), lengths, n_seg_entries, len(segs),
+                                          self._row_shift)
+
+    def _word_entries(self, word: str) -> bytes:
+        """Vocabulary index + 1 of a word's terms (itself, its character n-grams) as packed int64,
+        kept in the word cache while it has room."""
+        packed = array("q", filter(None, map(self.vocabulary_.get, features.word_terms(word)))).tobytes()
+        if len(self._word_cache) < _WORD_CACHE_LIMIT:
+            self._word_cache[word] = packed
+        return packed
+
+    def _entries(self, post: Post) -> tuple[list[features.Segment], array, array, int]:
+        """Segments, and vocabulary index + 1 of every token: each segment's (lengths given), then
+        the post-level tokens; and how many belong to segments.
+
+        Python only maps tokens to vocabulary indices (word terms cached per word); the counting
+        is left to numpy or the compiled step, which measured 3x faster than counting in dicts.
         """
         segs = features.segments(post)
         vocab, cache = self.vocabulary_, self._word_cache
+        # The compiled step's `lookup_entries` does this loop in C (`_count_logits`).
         # Entries go into one int64 array, and a cached word is the packed bytes of its indices:
         # tuples of Python ints sent the CPU to a separate object for every entry, which in a
         # server, where other work has evicted them from the caches between requests, cost
         # more than the counting itself.
         flat = array("q")
-        lengths, extras = [], []
+        lengths, extras = array("q"), []
         for ws, extra in features.segments_parts([seg.text for seg in segs]):
             before = len(flat)
             for w in ws:
                 packed = cache.get(w)
-                if packed is None:
-                    packed = array("q", filter(None, map(vocab.get, features.word_terms(w)))).tobytes()
-                    if len(cache) < _WORD_CACHE_LIMIT:
-                        cache[w] = packed
-                flat.frombytes(packed)
+                flat.frombytes(self._word_entries(w) if packed is None else packed)
             flat.extend(filter(None, map(vocab.get, map(" ".join, zip(ws, ws[1:])))))
             flat.extend(filter(None, map(vocab.get, extra)))
             lengths.append(len(flat) - before)
             extras.append(extra)
-        n_segs = len(segs)
         n_seg_entries = len(flat)
         flat.extend(filter(None, map(vocab.get, features.post_level_tokens(segs, extras))))
-        return segs, _Counts.from_entries(np.frombuffer(flat, dtype=np.int64), lengths, n_seg_entries, n_segs,
-                                          self._row_shift)
+        return segs, flat, lengths, n_seg_entries
 
     def _logits(self, counts: "_Counts") -> np.ndarray:
         """TF-IDF (sublinear tf, l2 norm) and the linear layer for every row at once.
@@ -227,19 +290,18 @@ class Model:
             z[-1, 3:] += counts.x[whole] @ np.take(self.category_weights_, counts.idx[whole], axis=0)
         return z
 
-    # These two work on a handful of numbers per post: plain Python floats are several times
+    # These work on a handful of numbers per post: plain Python floats are several times
     # cheaper than numpy calls at that size.
-    def _combiner_inputs(self, post: Post, segs, z: np.ndarray) -> tuple[np.ndarray, int]:
-        """The combiner's six inputs, and the row index of the most spam-like segment (-1: none)."""
-        return self.combiner_inputs_from_logits(z, post.category,
-                                                lambda: sum(seg.text.count(" ") + 1 for seg in segs))
-
     def combiner_inputs_from_logits(self, z: np.ndarray, category: str,
                                     n_words: Callable[[], int]) -> tuple[np.ndarray, int]:
-        """`_combiner_inputs` from logits rows (each segment, then the whole post; training
+        """The combiner's six inputs from logits rows (each segment, then the whole post; training
         computes them for many posts at once) and the post's word count, asked for only when
-        the category is known."""
-        rows = z.tolist()
+        the category is known; and the row index of the most spam-like segment (-1: none)."""
+        phi, best = self._combiner_phi(z.tolist(), category, n_words)
+        return np.array(phi), best
+
+    def _combiner_phi(self, rows: list[list[float]], category: str, n_words: Callable[[], int]) -> tuple[list[float], int]:
+        """`combiner_inputs_from_logits` on logits rows as lists, the six inputs as a list."""
         whole = rows[-1]
         post_spam = whole[SPAM] - whole[OK]
         seg_spam = [r[SPAM] - r[OK] for r in rows[:-1]]
@@ -258,15 +320,24 @@ class Model:
             # A short reply ("works now, cheers") says too little about where it belongs: the
             # mismatch counts in full only from MISMATCH_FULL_WORDS words on.
             mismatch = (1.0 - ratio) * min(1.0, n_words() / MISMATCH_FULL_WORDS)
-        phi = np.array([post_spam, whole[OFF] - whole[OK], best_spam, math.log1p(len(rows) - 1), mismatch, mean_spam])
+        phi = [post_spam, whole[OFF] - whole[OK], best_spam, math.log1p(len(rows) - 1), mismatch, mean_spam]
         return phi, best
 
-    def _highlights(self, segs, z: np.ndarray, label: str) -> tuple[Highlight, ...]:
-        """Sentences whose own spam probability is high, best first."""
+    def _probabilities(self, phi: list[float]) -> list[float]:
+        """The combiner's softmax over ok, spam, off_topic."""
+        z = [sum(map(float.__mul__, w, phi), b) for w, b in self._combiner_lists]
+        top = max(z)
+        e = [math.exp(v - top) for v in z]
+        total = sum(e)
+        return [v / total for v in e]
+
+    def _highlights(self, segs, rows: list[list[float]], label: str) -> tuple[Highlight, ...]:
+        """Sentences whose own spam probability is high, best first (`rows`: logits rows as lists)."""
         if not segs:
             return ()
         p_spam = []
-        for ok, spam, off in z[:-1, :3].tolist():
+        for row in rows[:-1]:
+            ok, spam, off = row[0], row[1], row[2]
             top = max(ok, spam, off)
             e_ok, e_spam, e_off = math.exp(ok - top), math.exp(spam - top), math.exp(off - top)
             p_spam.append(e_spam / (e_ok + e_spam + e_off))
@@ -283,8 +354,23 @@ class Model:
         intercepts, all contributions (not only the top ones) give that log-odds exactly.
         """
         ref = SPAM if label_index == OK else OK
-        # Python floats: each product below is the same IEEE operation, without numpy scalars
-        alpha = (self.combiner_coef_[label_index] - self.combiner_coef_[ref]).tolist()
+        alpha = self._alphas[label_index][ref]
+        if counts.cnt is None:  # counted by the compiled step: it also picks the candidates
+            names = self._term_names()
+            ranked = [(names[i], v) for i, v in _fastcount.reason_terms(
+                counts.rows, counts.idx, counts.x, counts.w, counts.n_whole, counts.n_rows - 1, best, alpha,
+                MAX_REASONS)]
+        else:
+            ranked = self._reason_terms(counts, alpha, best)
+        ranked.append(("sentence count", alpha[3] * float(phi[3])))
+        if phi[4]:
+            ranked.append((f"category mismatch ({post.category})", alpha[4] * float(phi[4])))
+        ranked = [kv for kv in ranked if kv[1] != 0.0]
+        ranked.sort(key=lambda kv: (kv[1] <= 0, -abs(kv[1])))
+        return tuple(starmap(Reason, ranked[:MAX_REASONS]))
+
+    def _reason_terms(self, counts: "_Counts", alpha: list[float], best: int) -> list[tuple[str, float]]:
+        """Candidate terms for reasons and their contributions, numpy path (see `_fastcount.reason_terms`)."""
         whole_row = counts.n_rows - 1
         n_seg_entries = len(counts.idx) - counts.n_whole
         whole_idx, whole_x = counts.idx[n_seg_entries:], counts.x[n_seg_entries:]
@@ -303,20 +389,15 @@ class Model:
             values += np.bincount(where, weights=seg_x * seg_coef * spam_vs_ok[:n_seg_entries], minlength=len(whole_idx))
         # Moderators read reasons as "why": the strongest evidence for the label comes first,
         # counter-evidence (negative weights) only fills the list when little speaks for it.
+        # Equal contributions (a domain's n-grams often share one weight) go by position, so the
+        # choice is the same every time and on both paths.
         k = min(MAX_REASONS, len(values))
-        if k:
-            candidates = np.argpartition(-values, k - 1)[:k]
-            if np.count_nonzero(values[candidates] > 0) < MAX_REASONS:  # counter-evidence may fill the list
-                candidates = np.unique(np.concatenate([candidates, np.argpartition(values, k - 1)[:k]]))
+        candidates = np.argsort(-values, kind="stable")[:k]
+        if np.count_nonzero(values[candidates] > 0) < MAX_REASONS:  # counter-evidence may fill the list
+            candidates = np.union1d(candidates, np.argsort(values, kind="stable")[:k])
         else:
-            candidates = np.zeros(0, dtype=np.int64)
-        ranked = list(zip(self.feature_names[whole_idx[candidates]].tolist(), values[candidates].tolist()))
-        ranked.append(("sentence count", alpha[3] * float(phi[3])))
-        if phi[4]:
-            ranked.append((f"category mismatch ({post.category})", alpha[4] * float(phi[4])))
-        ranked = [kv for kv in ranked if kv[1] != 0.0]
-        ranked.sort(key=lambda kv: (kv[1] <= 0, -abs(kv[1])))
-        return tuple(starmap(Reason, ranked[:MAX_REASONS]))
+            candidates = np.sort(candidates)
+        return list(zip(self.feature_names[whole_idx[candidates]].tolist(), values[candidates].tolist()))
 
 
 class _Counts:
@@ -376,6 +457,6 @@ def _run_bounds(sorted_values: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
-def _softmax(v: np.ndarray) -> np.ndarray:
-    e = np.exp(v - v.max())
-    return e / e.sum()
+def _word_count(segs: list[features.Segment]) -> int:
+    """Words of a post as the combiner's category mismatch counts them."""
+    return sum(seg.text.count(" ") + 1 for seg in segs)

@@ -42,7 +42,9 @@ if [ "${1:-}" = test ] && ! has_chromium; then
     fi
   fi
 fi
-if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ -x "$VENV/bin/postsieve" ]; then
+# The compiled scoring step is built by the install, so a changed C source reinstalls too.
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt setup.py ] && [ "$STAMP" -nt classifier/_fastcount.c ] \
+   && [ -x "$VENV/bin/postsieve" ]; then
   exit 0
 fi
 if [ ! -x "$VENV/bin/python" ]; then

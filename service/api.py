@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from classifier.errors import ArtifactError, InvalidFeedback, InvalidPost, StoreError
 from classifier.feedback import label_from_dict
+from classifier.model import COMPILED
 from classifier.stats import overturn_stats
 from classifier.types import Post
 
@@ -161,6 +162,7 @@ def model_info():
         "thresholds": model.thresholds.to_dict(),
         "metrics": manifest.get("metrics", {}),
         "label_counts": manifest.get("training_data", {}).get("label_counts", {}),
+        "compiled_scoring": COMPILED,
     })
 
 

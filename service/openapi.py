@@ -94,12 +94,16 @@ SCHEMAS = {
                        "revision": {"type": "integer", "minimum": 1}},
     },
     "ModelInfo": {
-        "type": "object", "required": ["version", "created", "thresholds", "metrics", "label_counts"],
+        "type": "object",
+        "required": ["version", "created", "thresholds", "metrics", "label_counts", "compiled_scoring"],
         "properties": {"version": {"type": "string"}, "created": {"type": ["string", "null"]},
                        "thresholds": {"type": "object", "required": ["spam_block", "spam_review", "off_topic_review"],
                                       "additionalProperties": {"type": "number"}},
                        "metrics": {"type": "object"},
-                       "label_counts": {"type": "object", "additionalProperties": {"type": "integer"}}},
+                       "label_counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                       "compiled_scoring": {"type": "boolean",
+                                            "description": "Scoring uses its compiled step (classifier._fastcount); "
+                                                           "false where it was installed without a C compiler."}},
     },
     "Stats": {
         "type": "object", "required": ["days", "rows"],

@@ -49,6 +49,9 @@ def test_health_ready_and_model(client):
     assert client.get("/readyz").status_code == 200
     info = client.get("/v1/model").get_json()
     assert {"version", "created", "thresholds", "metrics", "label_counts"} <= set(info)
+    from classifier.model import COMPILED
+
+    assert info["compiled_scoring"] is COMPILED
 
 
 def test_not_ready_without_model(make_app, tmp_path):

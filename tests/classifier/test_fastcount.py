@@ -1,0 +1,108 @@
+"""The compiled scoring step (`classifier/_fastcount.c`) against the numpy path it replaces.
+
+Both paths must give the same labels, decisions, highlights and reasons, and scores equal to
+rounding, on every post of the bundled corpus. CI sets POSTSIEVE_REQUIRE_COMPILED=1, so a build
+that silently lost the extension fails there instead of testing only the fallback.
+"""
+import os
+from array import array
+from functools import partial
+
+import numpy as np
+import pytest
+
+from classifier import Post, model as model_module
+from classifier.dataset import load_corpus
+
+from tests.conftest import ROOT
+from tests.classifier.test_model import POSTS
+
+compiled_only = pytest.mark.skipif(not model_module.COMPILED, reason="classifier._fastcount is not built here "
+                                   "(no C compiler at install time): scoring uses the numpy path")
+
+
+def test_compiled_step_is_built_where_required():
+    if os.environ.get("POSTSIEVE_REQUIRE_COMPILED") == "1":
+        assert model_module.COMPILED, "classifier._fastcount did not build: is a C compiler installed?"
+    else:
+        assert model_module.COMPILED == (model_module._fastcount is not None)
+
+
+def numpy_twin(model):
+    """The same model object's scoring with the numpy path forced."""
+    twin = model.__class__.__new__(model.__class__)
+    twin.__setstate__(model.__getstate__())
+    twin._count_logits = partial(twin._count_logits, compiled=False)
+    return twin
+
+
+@compiled_only
+def test_compiled_and_numpy_paths_agree_on_the_corpus(default_model):
+    twin = numpy_twin(default_model)
+    posts = [e.post for e in load_corpus([ROOT / "training_data"]).examples] + POSTS
+    worst_logit = worst_score = 0.0
+    for post in posts:
+        _, z = default_model.segment_logits(post)
+        _, z_numpy = default_model.segment_logits(post, compiled=False)
+        worst_logit = max(worst_logit, float(np.max(np.abs(z - z_numpy))))
+        fast, slow = default_model.score_one(post), twin.score_one(post)
+        assert (fast.label, fast.decision) == (slow.label, slow.decision), post.id
+        assert [h[:3] for h in fast.highlights] == [h[:3] for h in slow.highlights], post.id
+        np.testing.assert_allclose([h[3] for h in fast.highlights], [h[3] for h in slow.highlights], rtol=1e-9)
+        # the same reasons in the same order (equal contributions go by position on both paths)
+        assert [r.feature for r in fast.reasons] == [r.feature for r in slow.reasons], post.id
+        np.testing.assert_allclose([r.weight for r in fast.reasons], [r.weight for r in slow.reasons],
+                                   rtol=1e-9, atol=1e-12)
+        worst_score = max(worst_score, *(abs(fast.scores[k] - slow.scores[k]) for k in fast.scores))
+    # only the order of additions differs
+    assert worst_logit < 1e-9 and worst_score < 1e-12
+
+
+@compiled_only
+def test_compiled_counts_equal_the_numpy_counts(tiny_model):
+    for post in POSTS + [Post("x5", "Call +1 (555) 010-0199", "Mail a@b.com. See www.x.com/p. " * 40)]:
+        _, counts, z = tiny_model._count_logits(post)
+        _, reference = tiny_model._count(post)
+        z_numpy = tiny_model._logits(reference)
+        assert counts.rows.tolist() == reference.rows.tolist()
+        assert counts.idx.tolist() == reference.idx.tolist()
+        assert counts.n_whole == reference.n_whole
+        np.testing.assert_allclose(counts.x, reference.x, rtol=1e-12)
+        np.testing.assert_array_equal(counts.w, reference.w)
+        np.testing.assert_allclose(z, z_numpy, rtol=1e-12, atol=1e-12)
+
+
+@compiled_only
+def test_equal_contributions_are_chosen_by_position_on_both_paths(default_model):
+    """Terms that always occur together share one weight (the word "i" and its n-gram "c: i "):
+    which of them make the top ten must not depend on the path (or on numpy's partition order)."""
+    post = Post("tie", "", "my bread starter died while i was away at a workshop. can i still save it??")
+    twin = numpy_twin(default_model)
+    fast, slow = default_model.score_one(post), twin.score_one(post)
+    weights = [round(r.weight, 12) for r in fast.reasons]
+    assert len(weights) > len(set(weights)), "no tie among the reasons: the test no longer tests ties"
+    assert [r.feature for r in fast.reasons] == [r.feature for r in slow.reasons]
+
+
+@compiled_only
+@pytest.mark.parametrize("change, message", [
+    (dict(lengths=array("q", [5])), "sizes do not fit"),
+    (dict(entries=array("q", [1, 2, 999_999_999])), "outside the vocabulary"),
+    (dict(entries=array("q", [0])), "outside the vocabulary"),
+    (dict(lengths=array("q", [-1]), n_segs=1), "negative segment length"),
+    (dict(lengths=array("q", [4]), n_segs=1), "exceed the entries"),
+    (dict(bias=np.zeros(2)), "sizes do not fit"),
+])
+def test_count_logits_refuses_inconsistent_input(tiny_model, change, message):
+    args = dict(entries=array("q", [1, 2, 3]), lengths=array("q"), n_segs=0, table=tiny_model.table_,
+                category_weights=tiny_model.category_weights_, bias=tiny_model.bias_) | change
+    with pytest.raises(ValueError, match=message):
+        model_module._fastcount.count_logits(*args.values())
+
+
+@compiled_only
+def test_reason_terms_refuses_inconsistent_input(tiny_model):
+    _, counts, _ = tiny_model._count_logits(POSTS[0])
+    with pytest.raises(ValueError, match="sizes do not fit"):
+        model_module._fastcount.reason_terms(counts.rows[:-1], counts.idx, counts.x, counts.w, counts.n_whole,
+                                             counts.n_rows - 1, -1, (1.0,) * 6, 10)
