@@ -73,6 +73,40 @@ def test_compiled_counts_equal_the_numpy_counts(tiny_model):
 
 
 @compiled_only
+def test_compiled_lookup_finds_the_same_entries_as_the_python_loop(tiny_model):
+    """Exact equality, word cache misses included: the counts are built from these entries."""
+    from classifier import features
+
+    fresh = numpy_twin(tiny_model)  # an empty word cache: every first word goes through word_entries
+    for model in (fresh, tiny_model):
+        for post in POSTS + [Post("x6", "Ünïcödé títle ½", "naïve café — 𝔣𝔞𝔫𝔠𝔶 text, email me at a@b.org or +44 20 7946 0958")]:
+            segs, entries, lengths, n_seg_entries = model._entries(post)
+            parts = features.segments_parts([seg.text for seg in segs])
+            got, got_lengths = model_module._fastcount.lookup_entries(parts, model.vocabulary_, model._word_cache,
+                                                                      model._word_entries)
+            assert array("q", got).tolist() == entries[:n_seg_entries].tolist()
+            assert array("q", got_lengths).tolist() == lengths.tolist()
+
+
+@compiled_only
+@pytest.mark.parametrize("parts, error", [
+    ([(["a"],)], TypeError),
+    ([("a b", [])], TypeError),
+    ([([1, 2], [])], TypeError),
+])
+def test_lookup_entries_refuses_malformed_parts(tiny_model, parts, error):
+    with pytest.raises(error):
+        model_module._fastcount.lookup_entries(parts, tiny_model.vocabulary_, {}, tiny_model._word_entries)
+
+
+@compiled_only
+def test_a_word_cache_entry_that_is_not_packed_bytes_is_refused(tiny_model):
+    with pytest.raises(TypeError, match="packed int64"):
+        model_module._fastcount.lookup_entries([(["word"], [])], tiny_model.vocabulary_, {"word": b"123"},
+                                               tiny_model._word_entries)
+
+
+@compiled_only
 def test_equal_contributions_are_chosen_by_position_on_both_paths(default_model):
     """Terms that always occur together share one weight (the word "i" and its n-gram "c: i "):
     which of them make the top ten must not depend on the path (or on numpy's partition order)."""
