@@ -85,8 +85,9 @@ PyDoc_STRVAR(count_logits_doc,
 "entries: int64 buffer of vocabulary index + 1, segment by segment (seg_lengths each), then the\n"
 "post-level tokens; the whole post counts every entry. table: float64 (terms, 4) rows of idf and\n"
 "the ok, spam, off_topic weights; category_weights: float64 (terms, k); bias: float64 (3 + k).\n"
-"Returns (z, rows, idx, x, w, n_whole) as bytes (float64, int64, int64, float64, float64 (m, 3))\n"
-"and an int: the same arrays `_Counts.from_entries` and `Model._logits` compute.");
+"Returns (z, rows, idx, x, w, n_whole): z a bytearray of float64 (rows, 3 + k), then bytes of\n"
+"int64, int64, float64, float64 (m, 3), and an int: the same arrays `_Counts.from_entries` and\n"
+"`Model._logits` compute.");
 
 static PyObject *
 count_logits(PyObject *self, PyObject *args)
@@ -99,8 +100,9 @@ count_logits(PyObject *self, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "y*y*ny*y*y*", &entries, &lengths, &n_segs, &table, &cat, &bias))
         return NULL;
-    if (entries.len % 8 || lengths.len != n_segs * 8 || n_segs < 0 || table.len % 32 || cat.len % 8
-        || bias.len % 8 || bias.len < 24) {
+    /* every size check divides rather than multiplies, so no product can overflow */
+    if (n_segs < 0 || entries.len % 8 || lengths.len % 8 || lengths.len / 8 != n_segs || table.len % 32
+        || cat.len % 8 || bias.len % 8 || bias.len < 24) {
         PyErr_SetString(PyExc_ValueError, "count_logits: buffer sizes do not fit together");
         goto done;
     }
@@ -114,7 +116,7 @@ count_logits(PyObject *self, PyObject *args)
     Py_ssize_t n_cols = bias.len / 8;
     Py_ssize_t k = n_cols - 3;
     Py_ssize_t n_rows = n_segs + 1;
-    if (cat.len != n_terms * k * 8) {
+    if (k == 0 ? cat.len != 0 : (cat.len / 8 % k || cat.len / 8 / k != n_terms)) {
         PyErr_SetString(PyExc_ValueError, "count_logits: category weights do not match the table");
         goto done;
     }
@@ -124,15 +126,19 @@ count_logits(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "count_logits: negative segment length");
             goto done;
         }
+        if (seg_len[s] > n_entries - n_seg_entries) { /* checked before adding: the sum cannot wrap */
+            PyErr_SetString(PyExc_ValueError, "count_logits: segment lengths exceed the entries");
+            goto done;
+        }
         n_seg_entries += seg_len[s];
-    }
-    if (n_seg_entries > n_entries) {
-        PyErr_SetString(PyExc_ValueError, "count_logits: segment lengths exceed the entries");
-        goto done;
     }
 
     /* keys: row << shift | (index + 1), as `_Counts.from_entries` packs them */
     int shift = bit_length((uint64_t)n_terms);
+    if (shift + bit_length((uint64_t)n_segs) > 63) {
+        PyErr_SetString(PyExc_ValueError, "count_logits: too many terms and segments for 64-bit keys");
+        goto done;
+    }
     Py_ssize_t n_keys = n_seg_entries + n_entries;
     keys = PyMem_Malloc((size_t)(n_keys ? n_keys : 1) * sizeof(uint64_t) * 2);
     if (keys == NULL) {
@@ -166,14 +172,15 @@ count_logits(PyObject *self, PyObject *args)
         }
     }
 
-    z_obj = PyBytes_FromStringAndSize(NULL, n_rows * n_cols * 8);
+    /* z is a bytearray: the logits array numpy makes of it is writable, like the numpy path's */
+    z_obj = PyByteArray_FromStringAndSize(NULL, n_rows * n_cols * 8);
     rows_obj = PyBytes_FromStringAndSize(NULL, m * 8);
     idx_obj = PyBytes_FromStringAndSize(NULL, m * 8);
     x_obj = PyBytes_FromStringAndSize(NULL, m * 8);
     w_obj = PyBytes_FromStringAndSize(NULL, m * 24);
     if (!z_obj || !rows_obj || !idx_obj || !x_obj || !w_obj)
         goto done;
-    double *z = (double *)PyBytes_AS_STRING(z_obj);
+    double *z = (double *)PyByteArray_AS_STRING(z_obj);
     int64_t *rows = (int64_t *)PyBytes_AS_STRING(rows_obj);
     int64_t *idx = (int64_t *)PyBytes_AS_STRING(idx_obj);
     double *x = (double *)PyBytes_AS_STRING(x_obj);
@@ -297,7 +304,7 @@ reason_terms(PyObject *self, PyObject *args)
                           &a[2], &a[3], &a[4], &a[5], &k))
         return NULL;
     Py_ssize_t m = idx_b.len / 8;
-    if (rows_b.len != m * 8 || x_b.len != m * 8 || w_b.len != m * 24 || n_whole < 0 || n_whole > m || k < 0) {
+    if (idx_b.len % 8 || rows_b.len != m * 8 || x_b.len != m * 8 || w_b.len != m * 24 || n_whole < 0 || n_whole > m || k < 0) {
         PyErr_SetString(PyExc_ValueError, "reason_terms: buffer sizes do not fit together");
         goto done;
     }
@@ -483,26 +490,28 @@ static PyObject *
 lookup_entries(PyObject *self, PyObject *args)
 {
     PyObject *parts, *vocab, *cache, *miss;
+    PyObject *part = NULL, *word = NULL, *packed = NULL; /* strong references while Python code may run */
     Vec out = {0}, lengths = {0};
     PyObject *result = NULL;
 
     if (!PyArg_ParseTuple(args, "O!O!O!O", &PyList_Type, &parts, &PyDict_Type, &vocab, &PyDict_Type, &cache, &miss))
         return NULL;
-    Py_ssize_t n_parts = PyList_GET_SIZE(parts);
-    if (vec_reserve(&lengths, n_parts ? n_parts : 1) < 0)
-        goto done;
-    for (Py_ssize_t s = 0; s < n_parts; s++) {
-        PyObject *part = PyList_GET_ITEM(parts, s);
+    /* The word_entries callback runs Python code, which could change any list here: sizes are
+     * read again on every pass and the items in use are held. */
+    for (Py_ssize_t s = 0; s < PyList_GET_SIZE(parts); s++) {
+        part = PyList_GET_ITEM(parts, s);
+        Py_INCREF(part);
         if (!PyTuple_Check(part) || PyTuple_GET_SIZE(part) != 2 || !PyList_Check(PyTuple_GET_ITEM(part, 0))
             || !PyList_Check(PyTuple_GET_ITEM(part, 1))) {
             PyErr_SetString(PyExc_TypeError, "lookup_entries: each part must be a (words, extra) pair of lists");
             goto done;
         }
         PyObject *words = PyTuple_GET_ITEM(part, 0), *extra = PyTuple_GET_ITEM(part, 1);
-        Py_ssize_t before = out.len, n_words = PyList_GET_SIZE(words);
-        for (Py_ssize_t i = 0; i < n_words; i++) {
-            PyObject *word = PyList_GET_ITEM(words, i);
-            PyObject *packed = PyDict_GetItemWithError(cache, word);
+        Py_ssize_t before = out.len;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++) {
+            word = PyList_GET_ITEM(words, i);
+            Py_INCREF(word);
+            packed = PyDict_GetItemWithError(cache, word);
             if (packed != NULL) {
                 Py_INCREF(packed);
             } else {
@@ -513,20 +522,20 @@ lookup_entries(PyObject *self, PyObject *args)
                     goto done;
             }
             if (!PyBytes_Check(packed) || PyBytes_GET_SIZE(packed) % 8) {
-                Py_DECREF(packed);
                 PyErr_SetString(PyExc_TypeError, "lookup_entries: a word's entries must be packed int64 bytes");
                 goto done;
             }
             Py_ssize_t n = PyBytes_GET_SIZE(packed) / 8;
-            if (vec_reserve(&out, n) < 0) {
-                Py_DECREF(packed);
+            if (vec_reserve(&out, n) < 0)
                 goto done;
-            }
-            memcpy(out.data + out.len, PyBytes_AS_STRING(packed), (size_t)n * 8);
+            if (n)
+                memcpy(out.data + out.len, PyBytes_AS_STRING(packed), (size_t)n * 8);
             out.len += n;
-            Py_DECREF(packed);
+            Py_CLEAR(packed);
+            Py_CLEAR(word);
         }
-        for (Py_ssize_t i = 0; i + 1 < n_words; i++) {
+        /* from here on no Python code runs (str keys compare in C) */
+        for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(words); i++) {
             PyObject *pair = join_pair(PyList_GET_ITEM(words, i), PyList_GET_ITEM(words, i + 1));
             if (pair == NULL)
                 goto done;
@@ -539,13 +548,19 @@ lookup_entries(PyObject *self, PyObject *args)
             if (append_term(&out, vocab, PyList_GET_ITEM(extra, i)) < 0)
                 goto done;
         }
+        if (vec_reserve(&lengths, 1) < 0)
+            goto done;
         lengths.data[lengths.len++] = out.len - before;
+        Py_CLEAR(part);
     }
     /* y# with a NULL pointer would give None: a post without terms gives b"" */
-    result = Py_BuildValue("(y#y#)", out.data ? (const char *)out.data : "", out.len * 8, (const char *)lengths.data,
-                           lengths.len * 8);
+    result = Py_BuildValue("(y#y#)", out.data ? (const char *)out.data : "", out.len * 8,
+                           lengths.data ? (const char *)lengths.data : "", lengths.len * 8);
 
 done:
+    Py_XDECREF(packed);
+    Py_XDECREF(word);
+    Py_XDECREF(part);
     PyMem_Free(out.data);
     PyMem_Free(lengths.data);
     return result;

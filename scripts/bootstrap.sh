@@ -62,4 +62,11 @@ fi
 echo "bootstrap: installing postsieve and its dependencies into $VENV" >&2
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e '.[test]'
+# pip --quiet hides setuptools' note when the optional C extension could not be built: say it here.
+if "$VENV/bin/python" -c 'import classifier._fastcount' 2>/dev/null; then
+  echo "bootstrap: the compiled scoring step (classifier/_fastcount.c) is built" >&2
+else
+  echo "bootstrap: no C compiler found, so scoring uses its numpy path (the same results, slower);" \
+       "install gcc, then run '$VENV/bin/pip install -e .' to build the compiled step" >&2
+fi
 touch "$STAMP"

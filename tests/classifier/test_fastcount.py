@@ -126,6 +126,10 @@ def test_equal_contributions_are_chosen_by_position_on_both_paths(default_model)
     (dict(lengths=array("q", [-1]), n_segs=1), "negative segment length"),
     (dict(lengths=array("q", [4]), n_segs=1), "exceed the entries"),
     (dict(bias=np.zeros(2)), "sizes do not fit"),
+    # sizes that overflow 64-bit arithmetic if multiplied or added unchecked
+    (dict(lengths=array("q", [2**63 - 1, 2**63 - 1, 3]), n_segs=3), "exceed the entries"),
+    (dict(n_segs=2**61), "sizes do not fit"),
+    (dict(category_weights=np.zeros(3)), "category weights"),
 ])
 def test_count_logits_refuses_inconsistent_input(tiny_model, change, message):
     args = dict(entries=array("q", [1, 2, 3]), lengths=array("q"), n_segs=0, table=tiny_model.table_,
@@ -140,3 +144,24 @@ def test_reason_terms_refuses_inconsistent_input(tiny_model):
     with pytest.raises(ValueError, match="sizes do not fit"):
         model_module._fastcount.reason_terms(counts.rows[:-1], counts.idx, counts.x, counts.w, counts.n_whole,
                                              counts.n_rows - 1, -1, (1.0,) * 6, 10)
+
+
+@compiled_only
+def test_a_word_callback_that_changes_the_words_does_not_crash(tiny_model):
+    """The word_entries callback is Python code: if it empties the list being read, the C loop
+    must notice, not read freed memory."""
+    words = ["alpha", "beta", "gamma", "delta"]
+
+    def shrinking(word):
+        words.clear()
+        return b""
+
+    entries, lengths = model_module._fastcount.lookup_entries([(words, [])], tiny_model.vocabulary_, {}, shrinking)
+    assert entries == b"" and array("q", lengths).tolist() == [0]
+
+
+@compiled_only
+def test_logits_are_a_writable_array_on_both_paths(tiny_model):
+    for compiled in (True, False):
+        _, z = tiny_model.segment_logits(POSTS[0], compiled=compiled)
+        z[0, 0] += 1.0
