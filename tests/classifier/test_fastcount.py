@@ -165,3 +165,22 @@ def test_logits_are_a_writable_array_on_both_paths(tiny_model):
     for compiled in (True, False):
         _, z = tiny_model.segment_logits(POSTS[0], compiled=compiled)
         z[0, 0] += 1.0
+
+
+def test_without_the_compiled_step_scoring_falls_back_to_numpy(default_models_dir):
+    """What a machine without a C compiler runs: the import fails and scoring still works."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['classifier._fastcount'] = None\n"  # makes the import fail
+        "from classifier import Post, load_active, model\n"
+        "assert not model.COMPILED\n"
+        f"m = load_active({str(default_models_dir)!r})\n"
+        "s = m.score_one(Post('1', 'Otsu on a stack', 'Visit our official website for the best deals today.'))\n"
+        "print(s.label, s.decision, len(s.reasons))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    label, decision, n_reasons = done.stdout.split()
+    assert label == "spam" and decision in ("review", "block") and int(n_reasons) > 0
