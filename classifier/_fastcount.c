@@ -1,5 +1,6 @@
 /*
- * Optional compiled step of the scoring fast path (classifier/model.py, `Model._count_logits`).
+ * Optional compiled steps of the scoring fast path (classifier/model.py, `Model._count_logits`,
+ * and the word splitting of classifier/features.py).
  *
  * One call turns a post's vocabulary entries into its sparse counts, TF-IDF values and logits:
  * the work numpy does in about thirty calls in `_Counts.from_entries` and `Model._logits`. In a
@@ -478,23 +479,25 @@ join_pair(PyObject *a, PyObject *b)
 }
 
 PyDoc_STRVAR(lookup_entries_doc,
-"lookup_entries(parts, vocabulary, word_cache, word_entries)\n"
+"lookup_entries(parts, vocabulary, word_cache, word_entries, post_tokens=[])\n"
 "--\n\n"
 "Vocabulary index + 1 of every term of every segment, as `Model._entries`' Python loop finds\n"
 "them: per segment (words, extra tokens) of `features.segments_parts`, each word's cached\n"
 "entries (word_cache[word], packed int64 bytes; word_entries(word) computes and caches a\n"
-"missing one), then the word bigrams and the extra tokens that are terms. Returns (entries,\n"
-"lengths) as int64 bytes: all entries, and how many each segment has.");
+"missing one), then the word bigrams and the extra tokens that are terms; after every segment,\n"
+"the post-level tokens that are terms. Returns (entries, lengths) as int64 bytes: all entries,\n"
+"and how many each segment has (the post-level ones follow the segments' and are not counted).");
 
 static PyObject *
 lookup_entries(PyObject *self, PyObject *args)
 {
-    PyObject *parts, *vocab, *cache, *miss;
+    PyObject *parts, *vocab, *cache, *miss, *post_tokens = NULL;
     PyObject *part = NULL, *word = NULL, *packed = NULL; /* strong references while Python code may run */
     Vec out = {0}, lengths = {0};
     PyObject *result = NULL;
 
-    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyList_Type, &parts, &PyDict_Type, &vocab, &PyDict_Type, &cache, &miss))
+    if (!PyArg_ParseTuple(args, "O!O!O!O|O!", &PyList_Type, &parts, &PyDict_Type, &vocab, &PyDict_Type, &cache, &miss,
+                          &PyList_Type, &post_tokens))
         return NULL;
     /* The word_entries callback runs Python code, which could change any list here: sizes are
      * read again on every pass and the items in use are held. */
@@ -553,6 +556,10 @@ lookup_entries(PyObject *self, PyObject *args)
         lengths.data[lengths.len++] = out.len - before;
         Py_CLEAR(part);
     }
+    for (Py_ssize_t i = 0; post_tokens != NULL && i < PyList_GET_SIZE(post_tokens); i++) {
+        if (append_term(&out, vocab, PyList_GET_ITEM(post_tokens, i)) < 0)
+            goto done;
+    }
     /* y# with a NULL pointer would give None: a post without terms gives b"" */
     result = Py_BuildValue("(y#y#)", out.data ? (const char *)out.data : "", out.len * 8,
                            lengths.data ? (const char *)lengths.data : "", lengths.len * 8);
@@ -566,7 +573,76 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(words_doc,
+"words(lowered)\n"
+"--\n\n"
+"The words of lower-cased text with every run of decimal digits folded to \"0\": exactly\n"
+"`_WORD.findall(_DIGITS.sub(\"0\", lowered))` of `features.words`, without the two regex passes.\n"
+"A word is a run of characters for which str.isalnum() is true, runs joined by single ASCII\n"
+"apostrophes; \\d is a decimal digit (str.isdecimal()), as in Python's re for str patterns.");
+
+static PyObject *
+words(PyObject *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "words: text must be str");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *out = PyList_New(0);
+    Py_UCS4 *buf = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Py_UCS4)); /* a word is never longer than the text */
+    if (out == NULL || buf == NULL) {
+        Py_XDECREF(out);
+        PyMem_Free(buf);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (!Py_UNICODE_ISALNUM(PyUnicode_READ(kind, data, i))) {
+            i++;
+            continue;
+        }
+        Py_ssize_t len = 0;
+        int in_digits = 0; /* the last character written is a folded digit run */
+        for (;;) {
+            Py_UCS4 c;
+            while (i < n && Py_UNICODE_ISALNUM(c = PyUnicode_READ(kind, data, i))) {
+                if (Py_UNICODE_ISDECIMAL(c)) {
+                    if (!in_digits)
+                        buf[len++] = '0';
+                    in_digits = 1;
+                } else {
+                    buf[len++] = c;
+                    in_digits = 0;
+                }
+                i++;
+            }
+            /* an apostrophe continues the word only when a word character follows it */
+            if (i + 1 < n && PyUnicode_READ(kind, data, i) == '\'' && Py_UNICODE_ISALNUM(PyUnicode_READ(kind, data, i + 1))) {
+                buf[len++] = '\'';
+                in_digits = 0;
+                i++;
+                continue;
+            }
+            break;
+        }
+        PyObject *word = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, len);
+        if (word == NULL || PyList_Append(out, word) < 0) {
+            Py_XDECREF(word);
+            Py_DECREF(out);
+            PyMem_Free(buf);
+            return NULL;
+        }
+        Py_DECREF(word);
+    }
+    PyMem_Free(buf);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"words", words, METH_O, words_doc},
     {"lookup_entries", lookup_entries, METH_VARARGS, lookup_entries_doc},
     {"count_logits", count_logits, METH_VARARGS, count_logits_doc},
     {"reason_terms", reason_terms, METH_VARARGS, reason_terms_doc},

@@ -209,9 +209,9 @@ class Model:
         if compiled and _fastcount is not None:
             segs = features.segments(post)
             parts = features.segments_parts([seg.text for seg in segs])
-            entries, lengths = _fastcount.lookup_entries(parts, self.vocabulary_, self._word_cache, self._word_entries)
-            entries += array("q", filter(None, map(self.vocabulary_.get, features.post_level_tokens(
-                segs, [extra for _, extra in parts])))).tobytes()
+            entries, lengths = _fastcount.lookup_entries(
+                parts, self.vocabulary_, self._word_cache, self._word_entries,
+                features.post_level_tokens(segs, [extra for _, extra in parts]))
             z, rows, idx, x, w, n_whole = _fastcount.count_logits(entries, lengths, len(segs), self.table_,
                                                                   self.category_weights_, self.bias_)
             counts = _Counts(rows=np.frombuffer(rows, dtype=np.int64), idx=np.frombuffer(idx, dtype=np.int64),

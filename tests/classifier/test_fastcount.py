@@ -86,6 +86,10 @@ def test_compiled_lookup_finds_the_same_entries_as_the_python_loop(tiny_model):
                                                                       model._word_entries)
             assert array("q", got).tolist() == entries[:n_seg_entries].tolist()
             assert array("q", got_lengths).tolist() == lengths.tolist()
+            post_level = features.post_level_tokens(segs, [extra for _, extra in parts])
+            got, _ = model_module._fastcount.lookup_entries(parts, model.vocabulary_, model._word_cache,
+                                                            model._word_entries, post_level)
+            assert array("q", got).tolist() == entries.tolist()
 
 
 @compiled_only
@@ -184,3 +188,34 @@ def test_without_the_compiled_step_scoring_falls_back_to_numpy(default_models_di
     assert done.returncode == 0, done.stderr
     label, decision, n_reasons = done.stdout.split()
     assert label == "spam" and decision in ("review", "block") and int(n_reasons) > 0
+
+
+WORD_EDGE_CASES = [
+    "", "   ", "don't stop", "'quoted' words''", "a''b", "it's'", "x_y__z", "Version 1.2.3 and 2024-11-26",
+    "١٢٣ arabic digits, ४२ devanagari, ² superscript, ½ fraction, Ⅻ roman", "ǅemal İstanbul STRASSE ß",
+    "e\u0301te combining accent", "zero\u200bwidth", "日本語のテキスト", "𝔣𝔞𝔫𝔠𝔶 😀 emoji", "12ab34'56cd",
+    "\ud800 lone surrogate a\udfffb", "tab\tand\nnewline", "'", "0'0", "a'1", "x" * 5000 + "'" + "9" * 5000,
+]
+
+
+@compiled_only
+def test_compiled_words_equal_the_regex_words_on_the_corpus_and_edge_cases():
+    from classifier import features
+
+    texts = [t for e in load_corpus([ROOT / "training_data"]).examples for t in (e.post.title, e.post.body)]
+    for text in texts + WORD_EDGE_CASES:
+        assert features.words(text) == features.regex_words(text), text[:80]
+
+
+@compiled_only
+def test_compiled_words_equal_the_regex_words_on_random_unicode():
+    import random
+
+    from classifier import features
+
+    rng = random.Random(7)
+    common = "aZ09_'’ \n\t-.,:;!?@#/٣३²½Ⅻǅßİ\u0301\u200b日😀"
+    for _ in range(4000):
+        text = "".join(rng.choice(common) if rng.random() < 0.7 else chr(rng.randint(0, 0x2FFFF))
+                       for _ in range(rng.randint(0, 60)))
+        assert features.words(text) == features.regex_words(text), repr(text)
