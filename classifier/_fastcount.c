@@ -86,9 +86,9 @@ PyDoc_STRVAR(count_logits_doc,
 "entries: int64 buffer of vocabulary index + 1, segment by segment (seg_lengths each), then the\n"
 "post-level tokens; the whole post counts every entry. table: float64 (terms, 4) rows of idf and\n"
 "the ok, spam, off_topic weights; category_weights: float64 (terms, k); bias: float64 (3 + k).\n"
-"Returns (z, rows, idx, x, w, n_whole): z a bytearray of float64 (rows, 3 + k), then bytes of\n"
-"int64, int64, float64, float64 (m, 3), and an int: the same arrays `_Counts.from_entries` and\n"
-"`Model._logits` compute.");
+"Returns (z, rows, idx, x, w, n_whole): z the logits as a list of rows (lists of 3 + k floats),\n"
+"then bytes of int64, int64, float64, float64 (m, 3), and an int: the same arrays\n"
+"`_Counts.from_entries` and `Model._logits` compute.");
 
 static PyObject *
 count_logits(PyObject *self, PyObject *args)
@@ -97,6 +97,7 @@ count_logits(PyObject *self, PyObject *args)
     Py_ssize_t n_segs;
     PyObject *result = NULL;
     uint64_t *keys = NULL, *tmp = NULL;
+    double *z = NULL;
     PyObject *z_obj = NULL, *rows_obj = NULL, *idx_obj = NULL, *x_obj = NULL, *w_obj = NULL;
 
     if (!PyArg_ParseTuple(args, "y*y*ny*y*y*", &entries, &lengths, &n_segs, &table, &cat, &bias))
@@ -173,15 +174,17 @@ count_logits(PyObject *self, PyObject *args)
         }
     }
 
-    /* z is a bytearray: the logits array numpy makes of it is writable, like the numpy path's */
-    z_obj = PyByteArray_FromStringAndSize(NULL, n_rows * n_cols * 8);
+    z = PyMem_Malloc((size_t)n_rows * (size_t)n_cols * sizeof(double));
+    if (z == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     rows_obj = PyBytes_FromStringAndSize(NULL, m * 8);
     idx_obj = PyBytes_FromStringAndSize(NULL, m * 8);
     x_obj = PyBytes_FromStringAndSize(NULL, m * 8);
     w_obj = PyBytes_FromStringAndSize(NULL, m * 24);
-    if (!z_obj || !rows_obj || !idx_obj || !x_obj || !w_obj)
+    if (!rows_obj || !idx_obj || !x_obj || !w_obj)
         goto done;
-    double *z = (double *)PyByteArray_AS_STRING(z_obj);
     int64_t *rows = (int64_t *)PyBytes_AS_STRING(rows_obj);
     int64_t *idx = (int64_t *)PyBytes_AS_STRING(idx_obj);
     double *x = (double *)PyBytes_AS_STRING(x_obj);
@@ -241,10 +244,27 @@ count_logits(PyObject *self, PyObject *args)
         }
         start = end;
     }
+    /* the logits as lists of floats: the per-post arithmetic after this is plain Python */
+    z_obj = PyList_New(n_rows);
+    if (z_obj == NULL)
+        goto done;
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        PyObject *row = PyList_New(n_cols);
+        if (row == NULL)
+            goto done;
+        PyList_SET_ITEM(z_obj, r, row);
+        for (Py_ssize_t c = 0; c < n_cols; c++) {
+            PyObject *v = PyFloat_FromDouble(z[r * n_cols + c]);
+            if (v == NULL)
+                goto done;
+            PyList_SET_ITEM(row, c, v);
+        }
+    }
     result = Py_BuildValue("(OOOOOn)", z_obj, rows_obj, idx_obj, x_obj, w_obj, n_whole);
 
 done:
     PyMem_Free(keys);
+    PyMem_Free(z);
     Py_XDECREF(z_obj);
     Py_XDECREF(rows_obj);
     Py_XDECREF(idx_obj);

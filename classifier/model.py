@@ -152,8 +152,7 @@ class Model:
         """Score one post; see `score`."""
         if self.combiner_coef_ is None:
             raise NotFittedError("this model has no combiner yet: train it with train.train_model")
-        segs, counts, z = self._count_logits(post)
-        rows = z.tolist()
+        segs, counts, rows = self._score_parts(post)
         phi, best = self._combiner_phi(rows, post.category, lambda: _word_count(segs))
         probs = self._probabilities(phi)
         scores = dict(zip(LABELS, probs))
@@ -174,14 +173,14 @@ class Model:
             raise NotFittedError("this model has no combiner yet: train it with train.train_model")
         out = []
         for post in posts:
-            segs, _, z = self._count_logits(post)
-            out.append(self._probabilities(self._combiner_phi(z.tolist(), post.category, lambda: _word_count(segs))[0]))
+            segs, _, rows = self._score_parts(post)
+            out.append(self._probabilities(self._combiner_phi(rows, post.category, lambda: _word_count(segs))[0]))
         return np.array(out).reshape(-1, len(LABELS))
 
     def combiner_inputs(self, post: Post) -> np.ndarray:
         """The six numbers the combiner sees for one post (used by training and tests)."""
-        segs, _, z = self._count_logits(post)
-        return np.array(self._combiner_phi(z.tolist(), post.category, lambda: _word_count(segs))[0])
+        segs, _, rows = self._score_parts(post)
+        return np.array(self._combiner_phi(rows, post.category, lambda: _word_count(segs))[0])
 
     def reference_logits(self, token_lists: Sequence[list[str]]) -> np.ndarray:
         """Base and category logits through scikit-learn's own transform (the slow, trusted path)."""
@@ -194,16 +193,21 @@ class Model:
         `compiled=False` takes the numpy path even where the compiled step is built (tests
         compare the two).
         """
-        segs, _, z = self._count_logits(post, compiled=compiled)
+        if compiled and _fastcount is not None:
+            segs, _, rows = self._score_parts(post)
+            return segs, np.array(rows)
+        segs, _, z = self._numpy_count_logits(post)
         return segs, z
 
     # -- fast path -------------------------------------------------------------------------
-    def _count_logits(self, post: Post, *, compiled: bool = True) -> tuple[list[features.Segment], "_Counts", np.ndarray]:
-        """Segments, sparse counts (TF-IDF values filled in) and logits of every row of a post.
+    def _score_parts(self, post: Post, *, compiled: bool = True) -> tuple[list[features.Segment], "_Counts | _CompiledCounts", list[list[float]]]:
+        """Segments, sparse counts (TF-IDF values filled in) and the logits of every row of a
+        post (each segment, then the whole post) as lists of floats.
 
         The compiled step looks the terms up in C (`_entries`' loop) and does in one more call
         what `_Counts.from_entries` and `_logits` do in about thirty numpy calls; in a server,
-        where each numpy call meets cold CPU caches, those calls cost a third of scoring.
+        where each numpy call meets cold CPU caches, those calls cost a third of scoring. Its
+        results stay bytes and lists: `score_one` makes no numpy call at all on this path.
         `compiled=False` takes the numpy path (tests compare the two).
         """
         if compiled and _fastcount is not None:
@@ -212,13 +216,14 @@ class Model:
             entries, lengths = _fastcount.lookup_entries(
                 parts, self.vocabulary_, self._word_cache, self._word_entries,
                 features.post_level_tokens(segs, [extra for _, extra in parts]))
-            z, rows, idx, x, w, n_whole = _fastcount.count_logits(entries, lengths, len(segs), self.table_,
-                                                                  self.category_weights_, self.bias_)
-            counts = _Counts(rows=np.frombuffer(rows, dtype=np.int64), idx=np.frombuffer(idx, dtype=np.int64),
-                             cnt=None, n_rows=len(segs) + 1, n_whole=n_whole, starts=None, lengths=None)
-            counts.x = np.frombuffer(x)
-            counts.w = np.frombuffer(w).reshape(-1, 3)
-            return segs, counts, np.frombuffer(z).reshape(len(segs) + 1, len(self.bias_))
+            rows, *arrays = _fastcount.count_logits(entries, lengths, len(segs), self.table_,
+                                                    self.category_weights_, self.bias_)
+            return segs, _CompiledCounts(*arrays, n_rows=len(segs) + 1), rows
+        segs, counts, z = self._numpy_count_logits(post)
+        return segs, counts, z.tolist()
+
+    def _numpy_count_logits(self, post: Post) -> tuple[list[features.Segment], "_Counts", np.ndarray]:
+        """`_score_parts` in numpy, the logits as an array."""
         segs, entries, lengths, n_seg_entries = self._entries(post)
         counts = _Counts.from_entries(np.frombuffer(entries, dtype=np.int64), lengths, n_seg_entries, len(segs),
                                       self._row_shift)
@@ -247,7 +252,7 @@ class Model:
         """
         segs = features.segments(post)
         vocab, cache = self.vocabulary_, self._word_cache
-        # The compiled step's `lookup_entries` does this loop in C (`_count_logits`).
+        # The compiled step's `lookup_entries` does this loop in C (`_score_parts`).
         # Entries go into one int64 array, and a cached word is the packed bytes of its indices:
         # tuples of Python ints sent the CPU to a separate object for every entry, which in a
         # server, where other work has evicted them from the caches between requests, cost
@@ -355,7 +360,7 @@ class Model:
         """
         ref = SPAM if label_index == OK else OK
         alpha = self._alphas[label_index][ref]
-        if counts.cnt is None:  # counted by the compiled step: it also picks the candidates
+        if isinstance(counts, _CompiledCounts):  # the compiled step also picks the candidates
             names = self._term_names()
             ranked = [(names[i], v) for i, v in _fastcount.reason_terms(
                 counts.rows, counts.idx, counts.x, counts.w, counts.n_whole, counts.n_rows - 1, best, alpha,
@@ -398,6 +403,17 @@ class Model:
         else:
             candidates = np.sort(candidates)
         return list(zip(self.feature_names[whole_idx[candidates]].tolist(), values[candidates].tolist()))
+
+
+class _CompiledCounts:
+    """What `_fastcount.count_logits` returns for `_reasons`: the sparse rows as packed bytes
+    (int64 rows and indices, float64 TF-IDF values, float64 (m, 3) base weights), never turned
+    into numpy arrays on the way back into C."""
+
+    __slots__ = ("rows", "idx", "x", "w", "n_whole", "n_rows")
+
+    def __init__(self, rows: bytes, idx: bytes, x: bytes, w: bytes, n_whole: int, *, n_rows: int):
+        self.rows, self.idx, self.x, self.w, self.n_whole, self.n_rows = rows, idx, x, w, n_whole, n_rows
 
 
 class _Counts:

@@ -32,7 +32,7 @@ def numpy_twin(model):
     """The same model object's scoring with the numpy path forced."""
     twin = model.__class__.__new__(model.__class__)
     twin.__setstate__(model.__getstate__())
-    twin._count_logits = partial(twin._count_logits, compiled=False)
+    twin._score_parts = partial(twin._score_parts, compiled=False)
     return twin
 
 
@@ -61,15 +61,15 @@ def test_compiled_and_numpy_paths_agree_on_the_corpus(default_model):
 @compiled_only
 def test_compiled_counts_equal_the_numpy_counts(tiny_model):
     for post in POSTS + [Post("x5", "Call +1 (555) 010-0199", "Mail a@b.com. See www.x.com/p. " * 40)]:
-        _, counts, z = tiny_model._count_logits(post)
+        _, counts, rows = tiny_model._score_parts(post)
         _, reference = tiny_model._count(post)
         z_numpy = tiny_model._logits(reference)
-        assert counts.rows.tolist() == reference.rows.tolist()
-        assert counts.idx.tolist() == reference.idx.tolist()
-        assert counts.n_whole == reference.n_whole
-        np.testing.assert_allclose(counts.x, reference.x, rtol=1e-12)
-        np.testing.assert_array_equal(counts.w, reference.w)
-        np.testing.assert_allclose(z, z_numpy, rtol=1e-12, atol=1e-12)
+        assert np.frombuffer(counts.rows, dtype=np.int64).tolist() == reference.rows.tolist()
+        assert np.frombuffer(counts.idx, dtype=np.int64).tolist() == reference.idx.tolist()
+        assert counts.n_whole == reference.n_whole and counts.n_rows == reference.n_rows
+        np.testing.assert_allclose(np.frombuffer(counts.x), reference.x, rtol=1e-12)
+        np.testing.assert_array_equal(np.frombuffer(counts.w).reshape(-1, 3), reference.w)
+        np.testing.assert_allclose(np.array(rows), z_numpy, rtol=1e-12, atol=1e-12)
 
 
 @compiled_only
@@ -144,9 +144,9 @@ def test_count_logits_refuses_inconsistent_input(tiny_model, change, message):
 
 @compiled_only
 def test_reason_terms_refuses_inconsistent_input(tiny_model):
-    _, counts, _ = tiny_model._count_logits(POSTS[0])
+    _, counts, _ = tiny_model._score_parts(POSTS[0])
     with pytest.raises(ValueError, match="sizes do not fit"):
-        model_module._fastcount.reason_terms(counts.rows[:-1], counts.idx, counts.x, counts.w, counts.n_whole,
+        model_module._fastcount.reason_terms(counts.rows[:-8], counts.idx, counts.x, counts.w, counts.n_whole,
                                              counts.n_rows - 1, -1, (1.0,) * 6, 10)
 
 
