@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from itertools import accumulate
 from dataclasses import dataclass
+from itertools import accumulate, chain
+from operator import methodcaller
 
 from . import text as _text
 from .types import Post
@@ -73,7 +74,21 @@ PROMO_PATTERNS = {
     "we_offer": (("we", "our"),
                  r"\b(?:we|our (?:team|company|agency|experts))\b[^.!?\n]{0,20}\b(?:offer|provide|deliver|guarantee|specialize|specialise)\b"),
 }
-_PROMO = [(name, triggers, re.compile(pattern)) for name, (triggers, pattern) in PROMO_PATTERNS.items()]
+# A second necessary condition for the patterns whose first triggers are common words ("we",
+# "more", "make", "text"): one of these substrings must occur too, or the pattern cannot match
+# (each alternative of the pattern's closing group contains one). On honest posts most patterns
+# then run no regex at all.
+PROMO_ALSO = {
+    "visit_site": ("site", "page", "store", "shop", "portal", "blog"),
+    "get_more": ("news", "updates", "tips", "info", "details", "offers", "deals", "stories", "articles"),
+    "call_now": ("now", "today", "24/7", "24x7", "toll", "helpline", "hotline", "support number", "customer"),
+    "best_deal": ("price", "deal", "rates", "offer", "service"),
+    "buy_now": ("now", "today", "online", "here"),
+    "money": ("$", "usd", "dollars", "money", "cash", "bitcoin", "btc", "jackpot"),
+    "we_offer": ("offer", "provide", "deliver", "guarantee", "specialize", "specialise"),
+}
+_PROMO = [(name, triggers, PROMO_ALSO.get(name, ()), re.compile(pattern))
+          for name, (triggers, pattern) in PROMO_PATTERNS.items()]
 
 
 @dataclass(frozen=True)
@@ -180,8 +195,10 @@ def promo_tokens_per_segment(texts: list[str]) -> list[list[str]]:
     if not low:
         return out
     ends = list(accumulate(len(t) + 1 for t in texts))
-    for name, triggers, pattern in _PROMO:
+    for name, triggers, also, pattern in _PROMO:
         if not any(map(low.__contains__, triggers)):  # no generator frame: a third of the cost
+            continue
+        if also and not any(map(low.__contains__, also)):
             continue
         token = "promo:" + name
         for m in pattern.finditer(low):
@@ -278,15 +295,20 @@ def post_level_tokens(post_segments: list[Segment], extras: list[list[str]]) -> 
 
     `extras` holds, per segment, the link/contact/promo tokens from `segments_parts`.
     """
-    n_links = sum(1 for toks in extras for t in toks if t.startswith("tld:"))
-    n_words = sum(len(seg.text.split()) for seg in post_segments)
+    # map() over C methods instead of generator expressions: this runs for every post scored
+    all_extras = list(chain.from_iterable(extras))
+    n_links = sum(map(_is_tld, all_extras))
+    n_words = sum(map(len, map(str.split, [seg.text for seg in post_segments])))
     tokens = ["links:" + _bucket(n_links, (0, 1, 2, 4)), "words:" + _bucket(n_words, (3, 10, 30, 100, 300))]
-    body_extras = [t for seg, t in zip(post_segments, extras) if seg.field == "body"]
-    if body_extras and any(t.startswith("tld:") for t in body_extras[-1]):
+    # the title comes first, so the last body segment is the last segment when that is a body one
+    if post_segments and post_segments[-1].field == "body" and any(map(_is_tld, extras[-1])):
         tokens.append("link_at_end")
-    if any("phone" in t for t in extras):
+    if "phone" in all_extras:
         tokens.append("has_phone")
     return tokens
+
+
+_is_tld = methodcaller("startswith", "tld:")
 
 
 def _bucket(value: int, edges: tuple[int, ...]) -> str:

@@ -94,3 +94,44 @@ def test_hostile_bodies_do_not_blow_up(body):
     assert len(segs) <= features.MAX_SEGMENTS
     for s in segs:
         assert 0 <= s.start < s.end <= len(body)
+
+
+PROMO_CLOSINGS = {  # a phrase that passes each pattern's first triggers, and every closing alternative
+    "visit_site": ("please visit our", ["website", "web site", "site", "page", "store", "shop", "portal", "blog"]),
+    "get_more": ("to get more", ["news", "updates", "tips", "info", "information", "details", "offers", "deals",
+                                 "stories", "articles"]),
+    "call_now": ("call us", ["now", "today", "24/7", "24x7", "toll-free", "toll free", "tollfree", "helpline",
+                             "hotline", "support number", "customer care", "customer service"]),
+    "best_deal": ("best", ["price", "prices", "deal", "deals", "rates", "offer", "offers", "service", "services"]),
+    "buy_now": ("buy", ["now", "today", "online", "here"]),
+    "money": ("earn", ["$", "usd", "dollars", "money", "cash", "bitcoin", "btc", "jackpot"]),
+    "we_offer": ("we", ["offer", "provide", "deliver", "guarantee", "specialize", "specialise"]),
+}
+
+
+def test_promo_second_triggers_hold_for_every_closing_alternative():
+    """PROMO_ALSO may only skip a pattern that cannot match: every closing word of the pattern
+    contains one of its strings."""
+    from classifier import features
+
+    assert set(PROMO_CLOSINGS) == set(features.PROMO_ALSO)
+    patterns = {name: pattern for name, _, _, pattern in features._PROMO}
+    for name, (head, closings) in PROMO_CLOSINGS.items():
+        for closing in closings:
+            text = f"{head} {closing}"
+            assert patterns[name].search(text), text  # the phrase is a real match
+            assert any(also in text for also in features.PROMO_ALSO[name]), text
+            assert f"promo:{name}" in features.promo_tokens(text)
+
+
+def test_promo_tokens_with_and_without_the_second_triggers_are_equal(monkeypatch):
+    from classifier import features
+    from classifier.dataset import load_corpus
+
+    from tests.conftest import ROOT
+
+    texts = [[s.text for s in features.segments(e.post)] for e in load_corpus([ROOT / "training_data"]).examples]
+    fast = [features.promo_tokens_per_segment(t) for t in texts]
+    monkeypatch.setattr(features, "_PROMO", [(n, t, (), p) for n, t, _, p in features._PROMO])
+    assert fast == [features.promo_tokens_per_segment(t) for t in texts]
+    assert sum(map(len, (tok for post in fast for tok in post))) > 100  # the corpus does have promo tokens
