@@ -1,16 +1,22 @@
 /*
- * Optional compiled steps of the scoring fast path (classifier/model.py, `Model._count_logits`,
- * and the word splitting of classifier/features.py).
+ * Optional compiled steps of postsieve's scoring fast path:
  *
- * One call turns a post's vocabulary entries into its sparse counts, TF-IDF values and logits:
- * the work numpy does in about thirty calls in `_Counts.from_entries` and `Model._logits`. In a
- * server each numpy call runs with cold CPU caches and costs 2-5 us, so those calls were a third
- * of what scoring cost there. The arithmetic is the same (sublinear tf, l2 norm, dot products);
- * only the order of additions differs from numpy's, so results agree to about 1e-15, and a test
- * compares both paths on the bundled corpus. Without a C compiler the package installs without
- * this module and the numpy path is used.
+ * - words: the word splitting of `features.words` (two regex passes in Python);
+ * - lookup_entries: the vocabulary indices of every term of a post (`Model._entries`' loop);
+ * - count_logits: sparse counts, TF-IDF and logits of every sentence and of the whole post (what
+ *   `_Counts.from_entries` and `Model._logits` do in about thirty numpy calls);
+ * - reason_terms: each whole-post term's contribution to the label and the reason candidates.
  *
- * Only the buffer protocol is used (no numpy C API), so building needs no numpy headers.
+ * In a gunicorn worker, between requests, the CPU caches fill with other work. There every numpy
+ * call cost 2-5 us, and the numpy calls together were a third of scoring. The arithmetic is the
+ * same as on the numpy path (sublinear tf, l2 norm, dot products). Only the order of additions
+ * differs, so scores agree to about 1e-14 (tests/classifier/test_fastcount.py compares both
+ * paths on the bundled corpus). Without a C compiler the package installs without this module
+ * and the numpy path runs (classifier/model.py).
+ *
+ * Only the buffer protocol and the plain C API are used (no numpy headers). Every size is
+ * checked before use and by division, so inconsistent input gives a ValueError, never a
+ * crash.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -321,11 +327,12 @@ reason_terms(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     double *values = NULL, *best_v = NULL;
 
-    if (!PyArg_ParseTuple(args, "y*y*y*y*nnn(dddddd)n", &rows_b, &idx_b, &x_b, &w_b, &n_whole, &n_segs, &best, &a[0], &a[1],
-                          &a[2], &a[3], &a[4], &a[5], &k))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*nnn(dddddd)n", &rows_b, &idx_b, &x_b, &w_b, &n_whole, &n_segs, &best,
+                          &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &k))
         return NULL;
     Py_ssize_t m = idx_b.len / 8;
-    if (idx_b.len % 8 || rows_b.len != m * 8 || x_b.len != m * 8 || w_b.len != m * 24 || n_whole < 0 || n_whole > m || k < 0) {
+    if (idx_b.len % 8 || rows_b.len != m * 8 || x_b.len != m * 8 || w_b.len / 24 != m || w_b.len % 24
+        || n_whole < 0 || n_whole > m || k < 0) {
         PyErr_SetString(PyExc_ValueError, "reason_terms: buffer sizes do not fit together");
         goto done;
     }
@@ -640,7 +647,8 @@ words(PyObject *self, PyObject *text)
                 i++;
             }
             /* an apostrophe continues the word only when a word character follows it */
-            if (i + 1 < n && PyUnicode_READ(kind, data, i) == '\'' && Py_UNICODE_ISALNUM(PyUnicode_READ(kind, data, i + 1))) {
+            if (i + 1 < n && PyUnicode_READ(kind, data, i) == '\''
+                && Py_UNICODE_ISALNUM(PyUnicode_READ(kind, data, i + 1))) {
                 buf[len++] = '\'';
                 in_digits = 0;
                 i++;

@@ -200,7 +200,8 @@ class Model:
         return segs, z
 
     # -- fast path -------------------------------------------------------------------------
-    def _score_parts(self, post: Post, *, compiled: bool = True) -> tuple[list[features.Segment], "_Counts | _CompiledCounts", list[list[float]]]:
+    def _score_parts(self, post: Post, *, compiled: bool = True
+                     ) -> tuple[list[features.Segment], "_Counts | _CompiledCounts", list[list[float]]]:
         """Segments, sparse counts (TF-IDF values filled in) and the logits of every row of a
         post (each segment, then the whole post) as lists of floats.
 
@@ -305,7 +306,8 @@ class Model:
         phi, best = self._combiner_phi(z.tolist(), category, n_words)
         return np.array(phi), best
 
-    def _combiner_phi(self, rows: list[list[float]], category: str, n_words: Callable[[], int]) -> tuple[list[float], int]:
+    def _combiner_phi(self, rows: list[list[float]], category: str,
+                      n_words: Callable[[], int]) -> tuple[list[float], int]:
         """`combiner_inputs_from_logits` on logits rows as lists, the six inputs as a list."""
         whole = rows[-1]
         post_spam = whole[SPAM] - whole[OK]

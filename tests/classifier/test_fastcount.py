@@ -79,7 +79,8 @@ def test_compiled_lookup_finds_the_same_entries_as_the_python_loop(tiny_model):
 
     fresh = numpy_twin(tiny_model)  # an empty word cache: every first word goes through word_entries
     for model in (fresh, tiny_model):
-        for post in POSTS + [Post("x6", "Ünïcödé títle ½", "naïve café — 𝔣𝔞𝔫𝔠𝔶 text, email me at a@b.org or +44 20 7946 0958")]:
+        odd = Post("x6", "Ünïcödé títle ½", "naïve café — 𝔣𝔞𝔫𝔠𝔶 text, email me at a@b.org or +44 20 7946 0958")
+        for post in POSTS + [odd]:
             segs, entries, lengths, n_seg_entries = model._entries(post)
             parts = features.segments_parts([seg.text for seg in segs])
             got, got_lengths = model_module._fastcount.lookup_entries(parts, model.vocabulary_, model._word_cache,
