@@ -466,14 +466,20 @@ vec_reserve(Vec *v, Py_ssize_t extra)
     return 0;
 }
 
-/* Append vocabulary[key] when the key is a term; 0 when it is not, -1 on error. */
+/* Append vocabulary[key] when the key is a term; 0 when it is not, -1 on error. The key and
+ * the value are held during the look-up: a str subclass's __eq__ or an int subclass's __index__
+ * is Python code, which could drop the list or dict entry they came from. */
 static int
 append_term(Vec *out, PyObject *vocab, PyObject *key)
 {
+    Py_INCREF(key);
     PyObject *value = PyDict_GetItemWithError(vocab, key);
+    Py_DECREF(key);
     if (value == NULL)
         return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(value);
     long long i = PyLong_AsLongLong(value);
+    Py_DECREF(value);
     if (i == -1 && PyErr_Occurred())
         return -1;
     if (i == 0) /* as filter(None, ...) drops it */
@@ -564,7 +570,8 @@ lookup_entries(PyObject *self, PyObject *args)
             Py_CLEAR(packed);
             Py_CLEAR(word);
         }
-        /* from here on no Python code runs (str keys compare in C) */
+        /* word pairs and extra tokens: the lists' sizes are read again on every pass, and
+         * append_term holds each key, in case a str subclass runs Python code */
         for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(words); i++) {
             PyObject *pair = join_pair(PyList_GET_ITEM(words, i), PyList_GET_ITEM(words, i + 1));
             if (pair == NULL)
@@ -615,6 +622,8 @@ words(PyObject *self, PyObject *text)
         PyErr_SetString(PyExc_TypeError, "words: text must be str");
         return NULL;
     }
+    if (PyUnicode_READY(text) < 0) /* Python 3.11: a str made by a legacy C API */
+        return NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);

@@ -230,12 +230,6 @@ class Model:
                                       self._row_shift)
         return segs, counts, self._logits(counts)
 
-    def _count(self, post: Post) -> tuple[list[features.Segment], "_Counts"]:
-        """Vocabulary counts of every segment (rows 0..n-1) and of the whole post (row n), numpy path."""
-        segs, entries, lengths, n_seg_entries = self._entries(post)
-        return segs, _Counts.from_entries(np.frombuffer(entries, dtype=np.int64), lengths, n_seg_entries, len(segs),
-                                          self._row_shift)
-
     def _word_entries(self, word: str) -> bytes:
         """Vocabulary index + 1 of a word's terms (itself, its character n-grams) as packed int64,
         kept in the word cache while it has room."""
@@ -354,7 +348,7 @@ class Model:
             chosen = [order[0]]
         return tuple(Highlight(segs[i].field, segs[i].start, segs[i].end, p_spam[i]) for i in chosen)
 
-    def _reasons(self, counts: "_Counts", phi, best: int, label_index: int, post: Post) -> tuple[Reason, ...]:
+    def _reasons(self, counts: "_Counts | _CompiledCounts", phi, best: int, label_index: int, post: Post) -> tuple[Reason, ...]:
         """Exact additive contributions to log-odds(label vs reference): positive ones first.
 
         The reference is 'ok' for spam and off_topic, and 'spam' for ok. Summed with the
