@@ -96,7 +96,7 @@ class Model:
         position = np.empty_like(order)
         position[order] = np.arange(len(order))
         # Indices are stored plus one, so `filter(None, map(vocab.get, tokens))` drops unknown
-        # tokens at C speed; `_count` subtracts the one again.
+        # tokens at C speed; the counting (`_Counts.from_entries`, `count_logits`) subtracts it again.
         self.vocabulary_ = {term: int(position[i]) + 1 for term, i in self.vectorizer.vocabulary_.items()}
         self._order = order
         self.table_ = np.ascontiguousarray(np.column_stack([idf[order], self.weights_[order, :3]]))
@@ -115,7 +115,8 @@ class Model:
         self._feature_names = None
         self._term_list = None
         self._word_cache: dict[str, bytes] = {}
-        # `_count` packs (row, vocabulary index + 1) into one int64 key: the index takes the low bits.
+        # `_Counts.from_entries` packs (row, vocabulary index + 1) into one int64 key: the index
+        # takes the low bits.
         self._row_shift = len(self.vocabulary_).bit_length()
 
     def __getstate__(self):
@@ -153,7 +154,7 @@ class Model:
         if self.combiner_coef_ is None:
             raise NotFittedError("this model has no combiner yet: train it with train.train_model")
         segs, counts, rows = self._score_parts(post)
-        phi, best = self._combiner_phi(rows, post.category, lambda: _word_count(segs))
+        phi, best = self._post_phi(post, segs, rows)
         probs = self._probabilities(phi)
         scores = dict(zip(LABELS, probs))
         label_index = probs.index(max(probs))
@@ -174,13 +175,13 @@ class Model:
         out = []
         for post in posts:
             segs, _, rows = self._score_parts(post)
-            out.append(self._probabilities(self._combiner_phi(rows, post.category, lambda: _word_count(segs))[0]))
+            out.append(self._probabilities(self._post_phi(post, segs, rows)[0]))
         return np.array(out).reshape(-1, len(LABELS))
 
     def combiner_inputs(self, post: Post) -> np.ndarray:
         """The six numbers the combiner sees for one post (used by training and tests)."""
         segs, _, rows = self._score_parts(post)
-        return np.array(self._combiner_phi(rows, post.category, lambda: _word_count(segs))[0])
+        return np.array(self._post_phi(post, segs, rows)[0])
 
     def reference_logits(self, token_lists: Sequence[list[str]]) -> np.ndarray:
         """Base and category logits through scikit-learn's own transform (the slow, trusted path)."""
@@ -193,11 +194,8 @@ class Model:
         `compiled=False` takes the numpy path even where the compiled step is built (tests
         compare the two).
         """
-        if compiled and _fastcount is not None:
-            segs, _, rows = self._score_parts(post)
-            return segs, np.array(rows)
-        segs, _, z = self._numpy_count_logits(post)
-        return segs, z
+        segs, _, rows = self._score_parts(post, compiled=compiled)
+        return segs, np.array(rows)
 
     # -- fast path -------------------------------------------------------------------------
     def _score_parts(self, post: Post, *, compiled: bool = True
@@ -300,6 +298,10 @@ class Model:
         phi, best = self._combiner_phi(z.tolist(), category, n_words)
         return np.array(phi), best
 
+    def _post_phi(self, post: Post, segs: list[features.Segment], rows: list[list[float]]) -> tuple[list[float], int]:
+        """`_combiner_phi` of one post (its word count is only computed when its category is known)."""
+        return self._combiner_phi(rows, post.category, lambda: _word_count(segs))
+
     def _combiner_phi(self, rows: list[list[float]], category: str,
                       n_words: Callable[[], int]) -> tuple[list[float], int]:
         """`combiner_inputs_from_logits` on logits rows as lists, the six inputs as a list."""
@@ -348,7 +350,8 @@ class Model:
             chosen = [order[0]]
         return tuple(Highlight(segs[i].field, segs[i].start, segs[i].end, p_spam[i]) for i in chosen)
 
-    def _reasons(self, counts: "_Counts | _CompiledCounts", phi, best: int, label_index: int, post: Post) -> tuple[Reason, ...]:
+    def _reasons(self, counts: "_Counts | _CompiledCounts", phi, best: int, label_index: int,
+                 post: Post) -> tuple[Reason, ...]:
         """Exact additive contributions to log-odds(label vs reference): positive ones first.
 
         The reference is 'ok' for spam and off_topic, and 'spam' for ok. Summed with the
