@@ -15,6 +15,7 @@ from .errors import register_error_handlers
 from .keys import KeyCache, KeyStore
 from .metrics import Metrics
 from .ratelimit import RateLimiter
+from .testing import ClosingClient
 
 __all__ = ["create_app"]
 
@@ -27,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     once. Each worker opens its own database connections on first use.
     """
     app = Flask(__name__)
+    app.test_client_class = ClosingClient  # closes responses as gunicorn does (see api.after_response)
     load_config(app, test_config)
     app.json.sort_keys = False
     database = Database(app.config["DATABASE_URL"])

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
+from typing import Callable
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
@@ -66,20 +68,37 @@ def request_source(given, key) -> str:
     return key.name
 
 
+def after_response(callback: Callable[[], object]) -> None:
+    """Run `callback` once the answer has been sent, when the WSGI server closes the response.
+
+    Bookkeeping (metrics, the decision log) then never keeps a forum waiting: under gunicorn
+    another worker takes the next request meanwhile. A failing callback is logged, never raised.
+    """
+    g.setdefault("after_response", []).append(callback)
+
+
 def score(model, posts: list[Post], source: str) -> list[dict]:
-    """Score posts, apply the trusted-author policy, count and log decisions; the contract per post."""
+    """Score posts and apply the trusted-author policy; the contract per post. Decisions are
+    counted and logged after the response has gone out."""
     extensions = current_app.extensions  # one context look-up, not one per extension
-    policy, metrics = extensions["postsieve.trust_policy"], extensions["postsieve.metrics"]
-    out = []
+    policy = extensions["postsieve.trust_policy"]
+    results = []
     for post, scored in zip(posts, model.score(posts) if len(posts) > 1 else [model.score_one(posts[0])]):
         if post.author:
             decision = policy.apply(scored.decision, post.author)
             if decision != scored.decision:
                 scored = replace(scored, decision=decision)
-        metrics.observe_scored(scored)
-        out.append(scored.to_dict())
-    extensions["postsieve.decision_log"].record(source, out)
+        results.append(scored)
+    out = [scored.to_dict() for scored in results]
+    after_response(partial(_record_decisions, extensions["postsieve.metrics"], extensions["postsieve.decision_log"],
+                           source, results, out))
     return out
+
+
+def _record_decisions(metrics, decision_log, source: str, results: list, out: list[dict]) -> None:
+    for scored in results:
+        metrics.observe_scored(scored)
+    decision_log.record(source, out)
 
 
 @bp.post("/v1/classify")
@@ -218,6 +237,17 @@ def _count(response):
     if started is not None:
         endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
         method = request.method if request.method in KNOWN_METHODS else "other"  # bounded label values
-        ext("metrics").observe_request(endpoint, method, response.status_code,
-                                       time.perf_counter() - started)
+        after_response(partial(ext("metrics").observe_request, endpoint, method, response.status_code,
+                               time.perf_counter() - started))
+    callbacks = g.pop("after_response", None)
+    if callbacks:
+        response.call_on_close(partial(_run_after_response, callbacks, current_app.logger))
     return response
+
+
+def _run_after_response(callbacks, logger) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # the answer is out: a bookkeeping failure must not turn into an error
+            logger.exception("bookkeeping after a response failed")

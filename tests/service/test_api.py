@@ -173,6 +173,33 @@ def test_metrics_count_requests_decisions_and_model_version(client):
     assert f'postsieve_model_info{{version="{version}"}} 1.0' in text
 
 
+def test_bookkeeping_runs_after_the_response_is_sent(app):
+    """Metrics and the decision log wait until the server closes the response (as gunicorn does
+    once the answer is out), so they never delay the forum."""
+    def decisions():
+        text = app.extensions["postsieve.metrics"].render()[0].decode()
+        return [line for line in text.splitlines() if line.startswith("postsieve_decisions_total{")]
+
+    r = app.test_client().post("/v1/classify", json=SPAM, buffered=False)
+    assert r.status_code == 200 and r.get_json()["label"] == "spam"
+    assert decisions() == [] and app.extensions["postsieve.decision_log"]._rows == []
+    r.close()
+    assert decisions() == ['postsieve_decisions_total{decision="block",label="spam"} 1.0']
+    assert len(app.extensions["postsieve.decision_log"]._rows) == 1
+
+
+def test_failing_bookkeeping_is_logged_and_the_answer_stands(app, client, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(app.extensions["postsieve.decision_log"], "record", broken)
+    r = client.post("/v1/classify", json=SPAM)
+    assert r.status_code == 200 and r.get_json()["label"] == "spam"
+    assert "bookkeeping after a response failed" in caplog.text
+    text = client.get("/metrics").get_data(as_text=True)  # the request itself was still counted
+    assert 'postsieve_http_requests_total{endpoint="/v1/classify",method="POST",status="200"} 1.0' in text
+
+
 def test_a_lost_database_is_a_503_everywhere_never_a_500(app, client, make_key):
     from classifier.database import normalise_url
 

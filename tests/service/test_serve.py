@@ -128,8 +128,11 @@ def test_metrics_add_up_across_workers(env, server, key):
     assert statuses == [200] * 40
     counter_files = list(Path(env["PROMETHEUS_MULTIPROC_DIR"]).glob("counter_*.db"))
     assert len(counter_files) >= 2, counter_files  # more than one worker counted ...
-    after = scrape(server)
     name = 'postsieve_http_requests_total{endpoint="/v1/classify",method="POST",status="200"}'
+    # A worker counts a request just after sending its answer: wait for the last one to be counted.
+    deadline = time.monotonic() + 5
+    while (after := scrape(server))[name] - before.get(name, 0) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert after[name] - before.get(name, 0) == 40  # ... and one scrape, from either worker, sums them
     assert any(k.startswith("postsieve_model_info{") and v == 1 for k, v in after.items())
 
