@@ -5,7 +5,8 @@
  * - lookup_entries: the vocabulary indices of every term of a post (`Model._entries`' loop);
  * - count_logits: sparse counts, TF-IDF and logits of every sentence and of the whole post (what
  *   `_Counts.from_entries` and `Model._logits` do in about thirty numpy calls);
- * - reason_terms: each whole-post term's contribution to the label and the reason candidates.
+ * - reason_terms: each whole-post term's contribution to the label and the reason candidates;
+ * - combine: the combiner's inputs and probabilities, and the highlighted sentences.
  *
  * In a gunicorn worker, between requests, the CPU caches fill with other work. There every numpy
  * call cost 2-5 us, and the numpy calls together were a third of scoring. The arithmetic is the
@@ -678,11 +679,200 @@ words(PyObject *self, PyObject *text)
     return out;
 }
 
+/* The first `n` floats of rows[r] (a list), or -1 with a TypeError/ValueError. */
+static int
+row_floats(PyObject *rows, Py_ssize_t r, Py_ssize_t n, double *out)
+{
+    PyObject *row = PyList_GET_ITEM(rows, r);
+    if (!PyList_Check(row) || PyList_GET_SIZE(row) < n) {
+        PyErr_SetString(PyExc_ValueError, "combine: every row must be a list of at least 3 floats "
+                                          "(and the whole-post row hold the category's column)");
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *v = PyList_GET_ITEM(row, j);
+        if (!PyFloat_CheckExact(v)) {
+            PyErr_SetString(PyExc_TypeError, "combine: rows must hold floats");
+            return -1;
+        }
+        out[j] = PyFloat_AS_DOUBLE(v);
+    }
+    return 0;
+}
+
+/* Python's max over three floats: the first of the largest. */
+static double
+max3(double a, double b, double c)
+{
+    double m = a;
+    if (b > m)
+        m = b;
+    if (c > m)
+        m = c;
+    return m;
+}
+
+PyDoc_STRVAR(combine_doc,
+"combine(rows, category, coverage, weights, highlight_min, max_highlights)\n"
+"--\n\n"
+"The combiner's six inputs, its probabilities and the highlighted sentences of one post, step\n"
+"for step as `Model._combiner_phi`, `_probabilities` and `_highlights` compute them in Python.\n"
+"rows: `count_logits`' rows (each segment, then the whole post: ok, spam, off_topic, then the\n"
+"categories); category: the filed category's column among the categories, or -1; coverage:\n"
+"min(1, words / MISMATCH_FULL_WORDS), read only when category >= 0; weights: one (six\n"
+"coefficients, bias) pair per label. Returns (phi, best segment or -1, probabilities, label\n"
+"index, [(segment, spam probability), ...] of the highlights, best first).");
+
+static PyObject *
+combine(PyObject *self, PyObject *args)
+{
+    PyObject *rows, *weights;
+    Py_ssize_t category, max_highlights;
+    double coverage, highlight_min;
+    double whole[3], w[3][6], b[3];
+
+    if (!PyArg_ParseTuple(args, "O!ndOdn", &PyList_Type, &rows, &category, &coverage, &weights, &highlight_min,
+                          &max_highlights))
+        return NULL;
+    Py_ssize_t n_rows = PyList_GET_SIZE(rows), n_segs = n_rows - 1;
+    if (n_rows < 1 || max_highlights < 0) {
+        PyErr_SetString(PyExc_ValueError, "combine: rows must hold the whole-post row; max_highlights >= 0");
+        return NULL;
+    }
+    PyObject *pairs = PySequence_Tuple(weights);
+    if (pairs == NULL)
+        return NULL;
+    int parsed = PyArg_ParseTuple(pairs, "((dddddd)d)((dddddd)d)((dddddd)d);combine: weights must be three "
+                                  "(six coefficients, bias) pairs", &w[0][0], &w[0][1], &w[0][2], &w[0][3],
+                                  &w[0][4], &w[0][5], &b[0], &w[1][0], &w[1][1], &w[1][2], &w[1][3], &w[1][4],
+                                  &w[1][5], &b[1], &w[2][0], &w[2][1], &w[2][2], &w[2][3], &w[2][4], &w[2][5], &b[2]);
+    Py_DECREF(pairs);
+    if (!parsed)
+        return NULL;
+    if (row_floats(rows, n_segs, 3, whole) < 0)
+        return NULL;
+    double mismatch = 0.0;
+    if (category >= 0) {
+        PyObject *row = PyList_GET_ITEM(rows, n_segs);
+        Py_ssize_t n_cat = PyList_GET_SIZE(row) - 3;
+        if (category >= n_cat) {
+            PyErr_SetString(PyExc_ValueError, "combine: category is not a column of the whole-post row");
+            return NULL;
+        }
+        double top = 0.0, filed = 0.0;
+        for (Py_ssize_t j = 0; j < n_cat; j++) {
+            PyObject *v = PyList_GET_ITEM(row, 3 + j);
+            if (!PyFloat_CheckExact(v)) {
+                PyErr_SetString(PyExc_TypeError, "combine: rows must hold floats");
+                return NULL;
+            }
+            double x = PyFloat_AS_DOUBLE(v);
+            if (j == 0 || x > top)
+                top = x;
+            if (j == category)
+                filed = x;
+        }
+        mismatch = (1.0 - exp(filed - top)) * coverage;
+    }
+    double *p_spam = PyMem_Malloc((size_t)(n_segs ? n_segs : 1) * sizeof(double));
+    Py_ssize_t *order = PyMem_Malloc((size_t)(max_highlights ? max_highlights : 1) * sizeof(Py_ssize_t));
+    PyObject *result = NULL, *highlights = NULL;
+    if (p_spam == NULL || order == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double post_spam = whole[1] - whole[0], best_spam = post_spam, mean_spam = post_spam;
+    Py_ssize_t best = -1;
+    if (n_segs) {
+        double total = 0.0;
+        for (Py_ssize_t r = 0; r < n_segs; r++) {
+            double z[3];
+            if (row_floats(rows, r, 3, z) < 0)
+                goto done;
+            double spam = z[1] - z[0];
+            if (r == 0 || spam > best_spam) { /* max(), then .index(): the first of the largest */
+                best_spam = spam;
+                best = r;
+            }
+            total += spam;
+            double top = max3(z[0], z[1], z[2]);
+            double e_ok = exp(z[0] - top), e_spam = exp(z[1] - top), e_off = exp(z[2] - top);
+            p_spam[r] = e_spam / (e_ok + e_spam + e_off);
+        }
+        mean_spam = total / (double)n_segs;
+    }
+    double phi[6] = {post_spam, whole[2] - whole[0], best_spam, log1p((double)n_segs), mismatch, mean_spam};
+    double z[3], e[3], probs[3];
+    for (int k = 0; k < 3; k++) { /* sum(map(float.__mul__, w, phi), b): left to right from b */
+        double acc = b[k];
+        for (int j = 0; j < 6; j++) {
+            double term = w[k][j] * phi[j];
+            acc += term;
+        }
+        z[k] = acc;
+    }
+    double top = max3(z[0], z[1], z[2]);
+    double sum_e = 0.0;
+    for (int k = 0; k < 3; k++) {
+        e[k] = exp(z[k] - top);
+        sum_e += e[k];
+    }
+    int label = 0;
+    for (int k = 0; k < 3; k++) {
+        probs[k] = e[k] / sum_e;
+        if (probs[k] > probs[label])
+            label = k;
+    }
+    /* sorted(range(n), key=lambda i: -p_spam[i])[:max_highlights]: largest first, ties by position */
+    Py_ssize_t n_order = 0;
+    for (Py_ssize_t r = 0; r < n_segs && max_highlights; r++) {
+        Py_ssize_t at = n_order;
+        while (at > 0 && p_spam[r] > p_spam[order[at - 1]])
+            at--;
+        if (at >= max_highlights)
+            continue;
+        if (n_order < max_highlights)
+            n_order++;
+        memmove(order + at + 1, order + at, (size_t)(n_order - 1 - at) * sizeof(Py_ssize_t));
+        order[at] = r;
+    }
+    highlights = PyList_New(0);
+    if (highlights == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n_order; i++) {
+        if (p_spam[order[i]] >= highlight_min) {
+            PyObject *pair = Py_BuildValue("(nd)", order[i], p_spam[order[i]]);
+            if (pair == NULL || PyList_Append(highlights, pair) < 0) {
+                Py_XDECREF(pair);
+                goto done;
+            }
+            Py_DECREF(pair);
+        }
+    }
+    if (PyList_GET_SIZE(highlights) == 0 && label == 1 && n_order) { /* a spam label shows its likeliest sentence */
+        PyObject *pair = Py_BuildValue("(nd)", order[0], p_spam[order[0]]);
+        if (pair == NULL || PyList_Append(highlights, pair) < 0) {
+            Py_XDECREF(pair);
+            goto done;
+        }
+        Py_DECREF(pair);
+    }
+    result = Py_BuildValue("([dddddd]n[ddd]iO)", phi[0], phi[1], phi[2], phi[3], phi[4], phi[5], best, probs[0],
+                           probs[1], probs[2], label, highlights);
+
+done:
+    Py_XDECREF(highlights);
+    PyMem_Free(p_spam);
+    PyMem_Free(order);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"words", words, METH_O, words_doc},
     {"lookup_entries", lookup_entries, METH_VARARGS, lookup_entries_doc},
     {"count_logits", count_logits, METH_VARARGS, count_logits_doc},
     {"reason_terms", reason_terms, METH_VARARGS, reason_terms_doc},
+    {"combine", combine, METH_VARARGS, combine_doc},
     {NULL, NULL, 0, NULL},
 };
 

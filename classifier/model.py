@@ -154,11 +154,18 @@ class Model:
         if self.combiner_coef_ is None:
             raise NotFittedError("this model has no combiner yet: train it with train.train_model")
         segs, counts, rows = self._score_parts(post)
-        phi, best = self._post_phi(post, segs, rows)
-        probs = self._probabilities(phi)
+        if isinstance(counts, _CompiledCounts):  # the compiled step does the next three in one call
+            ci = self._category_index.get(post.category.strip().casefold()) if post.category else None
+            coverage = min(1.0, _word_count(segs) / MISMATCH_FULL_WORDS) if ci is not None else 0.0
+            phi, best, probs, label_index, marked = _fastcount.combine(
+                rows, -1 if ci is None else ci, coverage, self._combiner_lists, HIGHLIGHT_MIN, MAX_HIGHLIGHTS)
+            highlights = tuple(Highlight(segs[i].field, segs[i].start, segs[i].end, p) for i, p in marked)
+        else:
+            phi, best = self._post_phi(post, segs, rows)
+            probs = self._probabilities(phi)
+            label_index = probs.index(max(probs))
+            highlights = self._highlights(segs, rows, LABELS[label_index])
         scores = dict(zip(LABELS, probs))
-        label_index = probs.index(max(probs))
-        highlights = self._highlights(segs, rows, LABELS[label_index])
         reasons = self._reasons(counts, phi, best, label_index, post) if explain else ()
         truncated = len(post.title) > features.MAX_FIELD_CHARS or len(post.body) > features.MAX_FIELD_CHARS
         decision = decide(scores, self.thresholds)

@@ -122,6 +122,63 @@ def test_equal_contributions_are_chosen_by_position_on_both_paths(default_model)
     assert [r.feature for r in fast.reasons] == [r.feature for r in slow.reasons]
 
 
+def python_combine(model, post, segs, rows):
+    """What `_fastcount.combine` replaces on the compiled path: the Python steps, as the numpy path runs them."""
+    phi, best = model._post_phi(post, segs, rows)
+    probs = model._probabilities(phi)
+    label = probs.index(max(probs))
+    marked = model._highlights(segs, rows, model_module.LABELS[label])
+    order = {(s.field, s.start, s.end): i for i, s in enumerate(segs)}
+    return phi, best, probs, label, [(order[h[:3]], h[3]) for h in marked]
+
+
+def compiled_combine(model, post, segs, rows):
+    ci = model._category_index.get(post.category.strip().casefold()) if post.category else None
+    coverage = min(1.0, model_module._word_count(segs) / model_module.MISMATCH_FULL_WORDS) if ci is not None else 0.0
+    return model_module._fastcount.combine(rows, -1 if ci is None else ci, coverage, model._combiner_lists,
+                                           model_module.HIGHLIGHT_MIN, model_module.MAX_HIGHLIGHTS)
+
+
+@compiled_only
+def test_combine_equals_the_python_steps_exactly(default_model):
+    """The same floating-point operations in the same order: equal to the last bit, on the corpus
+    (filed in its own category and in another), on posts without sentences and on ties."""
+    categories = default_model.categories
+    posts = [e.post for e in load_corpus([ROOT / "training_data"]).examples] + POSTS
+    for n, post in enumerate(posts):
+        segs, _, rows = default_model._score_parts(post)
+        for filed in (post.category, categories[n % len(categories)], None):
+            filed_post = Post(post.id, post.title, post.body, filed)
+            assert compiled_combine(default_model, filed_post, segs, rows) == \
+                python_combine(default_model, filed_post, segs, rows), (post.id, filed)
+    # equal sentences: highlights go by position; a spam label with no sentence above the bar
+    # still shows its likeliest one; no sentences at all
+    whole = [0.1, 2.0, -1.0] + [0.0] * len(categories)
+    for seg_rows in ([[0.0, 3.0, 0.0]] * 5, [[0.0, 0.1, 0.2], [0.0, 0.1, 0.2], [1.0, 0.0, 0.0]], []):
+        segs = [model_module.features.Segment("body", i, i + 1, "x") for i in range(len(seg_rows))]
+        rows = [list(r) for r in seg_rows] + [whole]
+        post = Post("tie", "", "x")
+        assert compiled_combine(default_model, post, segs, rows) == python_combine(default_model, post, segs, rows)
+
+
+@compiled_only
+@pytest.mark.parametrize("args, error, message", [
+    (([],), ValueError, "whole-post row"),
+    (([(0.0, 1.0, 2.0)],), ValueError, "list of at least 3 floats"),
+    (([[0.0, 1.0]],), ValueError, "list of at least 3 floats"),
+    (([[0.0, 1, 2.0]],), TypeError, "must hold floats"),
+    (([[0.0, 1.0, 2.0]], 0), ValueError, "not a column"),
+    (([[0.0, 1.0, 2.0, "x"]], 0), TypeError, "must hold floats"),
+    (([[0.0, 1.0, 2.0]], -1, 0.0, [((1.0,) * 6, 0.0)] * 2), TypeError, "three"),
+    (([[0.0, 1.0, 2.0]], -1, 0.0, 5), TypeError, "not iterable"),
+    (([[0.0, 1.0, 2.0]], -1, 0.0, None, 0.5, -1), ValueError, "max_highlights"),
+])
+def test_combine_refuses_malformed_input(args, error, message):
+    defaults = ([[0.0, 1.0, 2.0]], -1, 0.0, [((1.0,) * 6, 0.0)] * 3, 0.5, 3)
+    with pytest.raises(error, match=message):
+        model_module._fastcount.combine(*args, *defaults[len(args):])
+
+
 @compiled_only
 @pytest.mark.parametrize("change, message", [
     (dict(lengths=array("q", [5])), "sizes do not fit"),
