@@ -36,6 +36,16 @@ def test_comment_check_answers_like_akismet(app):
     assert honest == akismet.CheckResponse.HAM
 
 
+def test_comment_check_decisions_are_counted_and_logged(app):
+    """Through httpx's WSGI transport, which closes each response as a server does."""
+    client = client_for(app, make_key(app, "classify"))
+    assert client.comment_check(user_ip="203.0.113.9", comment_content=SPAM_TEXT) == akismet.CheckResponse.DISCARD
+    text = app.extensions["postsieve.metrics"].render()[0].decode()
+    assert 'postsieve_decisions_total{decision="block",label="spam"} 1.0' in text
+    assert 'postsieve_http_requests_total{endpoint="/1.1/comment-check",method="POST",status="200"} 1.0' in text
+    assert app.extensions["postsieve.decision_log"].flush() == 1
+
+
 def test_administrators_always_pass(app):
     client = client_for(app, make_key(app, "classify"))
     assert client.comment_check(user_ip="203.0.113.9", comment_content=SPAM_TEXT,
