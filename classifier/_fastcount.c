@@ -6,7 +6,9 @@
  * - count_logits: sparse counts, TF-IDF and logits of every sentence and of the whole post (what
  *   `_Counts.from_entries` and `Model._logits` do in about thirty numpy calls);
  * - reason_terms: each whole-post term's contribution to the label and the reason candidates;
- * - combine: the combiner's inputs and probabilities, and the highlighted sentences.
+ * - combine: the combiner's inputs and probabilities, and the highlighted sentences;
+ * - count_tokens, has_clean_words: token counts of `str.split()` without making the tokens;
+ * - promo_candidates: which promotional patterns' trigger substrings occur, in one pass.
  *
  * In a gunicorn worker, between requests, the CPU caches fill with other work. There every numpy
  * call cost 2-5 us, and the numpy calls together were a third of scoring. The arithmetic is the
@@ -867,12 +869,219 @@ done:
     return result;
 }
 
+/* Walk the whitespace-separated tokens of `text` as str.split() with no arguments finds them
+ * (Py_UNICODE_ISSPACE, as str.split uses). For each token, `clean` says whether it holds no "."
+ * and no ":" and at least one alphanumeric character. Stops early once `stop_clean` clean tokens
+ * were seen (0: never); returns the tokens seen, or -1 on error. */
+static Py_ssize_t
+walk_tokens(PyObject *text, Py_ssize_t stop_clean, Py_ssize_t *n_clean)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "texts must be str");
+        return -1;
+    }
+    if (PyUnicode_READY(text) < 0)
+        return -1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), tokens = 0, i = 0;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    *n_clean = 0;
+    while (i < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (Py_UNICODE_ISSPACE(c)) {
+            i++;
+            continue;
+        }
+        int punct = 0, alnum = 0;
+        for (; i < n && !Py_UNICODE_ISSPACE(c = PyUnicode_READ(kind, data, i)); i++) {
+            punct |= c == '.' || c == ':';
+            alnum |= Py_UNICODE_ISALNUM(c);
+        }
+        tokens++;
+        if (!punct && alnum && ++*n_clean == stop_clean)
+            break;
+    }
+    return tokens;
+}
+
+PyDoc_STRVAR(count_tokens_doc,
+"count_tokens(texts)\n"
+"--\n\n"
+"sum(len(t.split()) for t in texts), without making the tokens.");
+
+static PyObject *
+count_tokens(PyObject *self, PyObject *texts)
+{
+    if (!PyList_Check(texts)) {
+        PyErr_SetString(PyExc_TypeError, "count_tokens: texts must be a list of str");
+        return NULL;
+    }
+    Py_ssize_t total = 0, clean;
+    for (Py_ssize_t t = 0; t < PyList_GET_SIZE(texts); t++) {
+        PyObject *text = PyList_GET_ITEM(texts, t);
+        Py_INCREF(text);
+        Py_ssize_t n = walk_tokens(text, 0, &clean);
+        Py_DECREF(text);
+        if (n < 0)
+            return NULL;
+        total += n;
+    }
+    return PyLong_FromSsize_t(total);
+}
+
+PyDoc_STRVAR(has_clean_words_doc,
+"has_clean_words(text, n)\n"
+"--\n\n"
+"True when at least n of text.split()'s tokens hold no \".\" and no \":\" and at least one\n"
+"alphanumeric character (`features._is_fragment`'s fast answer: three words outside any link).");
+
+static PyObject *
+has_clean_words(PyObject *self, PyObject *args)
+{
+    PyObject *text;
+    Py_ssize_t wanted, clean;
+    if (!PyArg_ParseTuple(args, "Un", &text, &wanted))
+        return NULL;
+    if (wanted < 1) {
+        PyErr_SetString(PyExc_ValueError, "has_clean_words: n must be at least 1");
+        return NULL;
+    }
+    if (walk_tokens(text, wanted, &clean) < 0)
+        return NULL;
+    return PyBool_FromLong(clean >= wanted);
+}
+
+PyDoc_STRVAR(promo_candidates_doc,
+"promo_candidates(text, needles, groups)\n"
+"--\n\n"
+"Indices of the groups that pass on text, in order: a group is (trigger indices, also indices)\n"
+"into needles (distinct, non-empty ASCII str), and passes when one of its triggers occurs in\n"
+"text and, if it has any, one of its also needles does too (`features.promo_tokens_per_segment`'s\n"
+"gate before each pattern's regex). One pass over text finds every needle that occurs, instead\n"
+"of one `in` scan of the text per needle.");
+
+static PyObject *
+promo_candidates(PyObject *self, PyObject *args)
+{
+    PyObject *text, *needles, *groups, *result = NULL;
+    if (!PyArg_ParseTuple(args, "UO!O!", &text, &PyTuple_Type, &needles, &PyTuple_Type, &groups))
+        return NULL;
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t n_needles = PyTuple_GET_SIZE(needles);
+    const char **chars = PyMem_Calloc((size_t)(n_needles ? n_needles : 1), sizeof(char *));
+    Py_ssize_t *lens = PyMem_Calloc((size_t)(n_needles ? n_needles : 1), sizeof(Py_ssize_t));
+    Py_ssize_t *next = PyMem_Calloc((size_t)(n_needles ? n_needles : 1), sizeof(Py_ssize_t));
+    char *found = PyMem_Calloc((size_t)(n_needles ? n_needles : 1), 1);
+    Py_ssize_t head[128];
+    uint8_t pairs[128 * 128 / 8] = {0}; /* (first, second) characters of the needles; every second for one-character needles */
+    if (chars == NULL || lens == NULL || next == NULL || found == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int c = 0; c < 128; c++)
+        head[c] = -1;
+    for (Py_ssize_t j = n_needles - 1; j >= 0; j--) {
+        PyObject *needle = PyTuple_GET_ITEM(needles, j);
+        if (!PyUnicode_Check(needle) || PyUnicode_READY(needle) < 0 || !PyUnicode_IS_ASCII(needle)
+            || PyUnicode_GET_LENGTH(needle) == 0) {
+            PyErr_SetString(PyExc_ValueError, "promo_candidates: needles must be non-empty ASCII str");
+            goto done;
+        }
+        chars[j] = (const char *)PyUnicode_DATA(needle); /* needles are held by the tuple */
+        lens[j] = PyUnicode_GET_LENGTH(needle);
+        unsigned char first = (unsigned char)chars[j][0];
+        next[j] = head[first];
+        head[first] = j;
+        if (lens[j] == 1) {
+            memset(pairs + first * 16, 0xff, 16); /* the 128 bits of (first, any second) */
+        } else {
+            int bit = first * 128 + (unsigned char)chars[j][1];
+            pairs[bit >> 3] |= (uint8_t)(1 << (bit & 7));
+        }
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c >= 128 || head[c] < 0)
+            continue;
+        Py_UCS4 c2 = i + 1 < n ? PyUnicode_READ(kind, data, i + 1) : 0;
+        if (c2 < 128) {
+            int bit = (int)c * 128 + (int)c2;
+            if (!(pairs[bit >> 3] & (1 << (bit & 7))) && i + 1 < n)
+                continue;
+        }
+        for (Py_ssize_t j = head[c]; j >= 0; j = next[j]) {
+            if (found[j] || i + lens[j] > n)
+                continue;
+            Py_ssize_t k = 1;
+            while (k < lens[j] && PyUnicode_READ(kind, data, i + k) == (Py_UCS4)(unsigned char)chars[j][k])
+                k++;
+            found[j] = k == lens[j];
+        }
+    }
+    result = PyList_New(0);
+    if (result == NULL)
+        goto done;
+    for (Py_ssize_t g = 0; g < PyTuple_GET_SIZE(groups); g++) {
+        PyObject *group = PyTuple_GET_ITEM(groups, g);
+        if (!PyTuple_Check(group) || PyTuple_GET_SIZE(group) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(group, 0))
+            || !PyTuple_Check(PyTuple_GET_ITEM(group, 1))) {
+            PyErr_SetString(PyExc_TypeError, "promo_candidates: each group must be a (triggers, also) pair of tuples");
+            Py_CLEAR(result);
+            goto done;
+        }
+        int pass = 1;
+        for (int part = 0; part < 2 && pass; part++) {
+            PyObject *indices = PyTuple_GET_ITEM(group, part);
+            if (part == 1 && PyTuple_GET_SIZE(indices) == 0)
+                break; /* no second condition */
+            int any = 0;
+            for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(indices); t++) {
+                Py_ssize_t j = PyLong_AsSsize_t(PyTuple_GET_ITEM(indices, t));
+                if (j == -1 && PyErr_Occurred()) {
+                    Py_CLEAR(result);
+                    goto done;
+                }
+                if (j < 0 || j >= n_needles) {
+                    PyErr_SetString(PyExc_ValueError, "promo_candidates: a group names a needle that is not there");
+                    Py_CLEAR(result);
+                    goto done;
+                }
+                any |= found[j];
+            }
+            pass = any;
+        }
+        if (pass) {
+            PyObject *index = PyLong_FromSsize_t(g);
+            if (index == NULL || PyList_Append(result, index) < 0) {
+                Py_XDECREF(index);
+                Py_CLEAR(result);
+                goto done;
+            }
+            Py_DECREF(index);
+        }
+    }
+
+done:
+    PyMem_Free(chars);
+    PyMem_Free(lens);
+    PyMem_Free(next);
+    PyMem_Free(found);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"words", words, METH_O, words_doc},
     {"lookup_entries", lookup_entries, METH_VARARGS, lookup_entries_doc},
     {"count_logits", count_logits, METH_VARARGS, count_logits_doc},
     {"reason_terms", reason_terms, METH_VARARGS, reason_terms_doc},
     {"combine", combine, METH_VARARGS, combine_doc},
+    {"count_tokens", count_tokens, METH_O, count_tokens_doc},
+    {"has_clean_words", has_clean_words, METH_VARARGS, has_clean_words_doc},
+    {"promo_candidates", promo_candidates, METH_VARARGS, promo_candidates_doc},
     {NULL, NULL, 0, NULL},
 };
 

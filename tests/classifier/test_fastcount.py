@@ -278,6 +278,91 @@ def test_compiled_words_equal_the_regex_words_on_random_unicode():
         assert features.words(text) == features.regex_words(text), repr(text)
 
 
+TOKEN_EDGE_CASES = WORD_EDGE_CASES + [
+    "see https://x.org/a b", "a: b c d", "... --- !!!", "one two three", "one two", "x\x1cy\x1fz\x85w\u3000v",
+    "e.g. fig. 3 a b", "_ __ ___ a b c", "\u00a0a\u2028b\u2029c\x0bd\x0ce",
+]
+
+
+@compiled_only
+def test_compiled_token_counts_equal_str_split_on_the_corpus_and_random_unicode():
+    import random
+
+    from classifier import features
+
+    rng = random.Random(11)
+    common = "aZ09_'’ \n\t\x0b\x1c\x85\u00a0\u2028\u3000-.,:;!?@#/٣²½ǅß日😀"
+    randoms = ["".join(rng.choice(common) if rng.random() < 0.7 else chr(rng.randint(0, 0x2FFFF))
+                       for _ in range(rng.randint(0, 40))) for _ in range(4000)]
+    segments = [s.text for e in load_corpus([ROOT / "training_data"]).examples for s in features.segments(e.post)]
+    texts = segments + TOKEN_EDGE_CASES + randoms
+    for text in texts:
+        for n in (1, 2, 3, 5):
+            assert features.has_clean_words(text, n) == features.python_has_clean_words(text, n), (repr(text), n)
+    for i in range(0, len(texts), 7):
+        assert features.split_count(texts[i:i + 7]) == features.python_split_count(texts[i:i + 7])
+    assert features.split_count([]) == 0
+
+
+@compiled_only
+def test_token_counts_refuse_what_is_not_str():
+    from classifier import _fastcount
+
+    with pytest.raises(TypeError):
+        _fastcount.count_tokens(["a", 5])
+    with pytest.raises(TypeError):
+        _fastcount.count_tokens(("a",))
+    with pytest.raises(TypeError):
+        _fastcount.has_clean_words(b"a b c", 3)
+    with pytest.raises(ValueError):
+        _fastcount.has_clean_words("a b c", 0)
+
+
+@compiled_only
+def test_compiled_promo_gate_equals_the_python_gate():
+    """Every substring alone, at the start, in the middle and at the very end, in texts of all three
+    str widths; the corpus; random texts made of pieces of the substrings."""
+    import random
+
+    from classifier import features
+
+    texts = [""]
+    for needle in features._PROMO_NEEDLES:
+        for wide in ("", "é", "日", "😀"):
+            texts += [needle, needle + wide, wide + needle, "x " + needle + " y" + wide, needle[:-1] + wide,
+                      needle.upper(), wide + needle[:-1]]
+    texts += ["\n".join(s.text for s in features.segments(e.post)).lower()
+              for e in load_corpus([ROOT / "training_data"]).examples]
+    rng = random.Random(5)
+    pieces = [n[i:j] for n in features._PROMO_NEEDLES for i in range(len(n)) for j in range(i + 1, len(n) + 1)]
+    pieces += [" ", "\n", ".", "é", "😀", "\x00"]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) for _ in range(5000)]
+    hits = 0
+    for text in texts:
+        compiled = features.promo_candidates(text)
+        assert compiled == features.python_promo_candidates(text), repr(text[:80])
+        hits += len(compiled)
+    assert hits > 2000  # the random texts do pass the gates
+
+
+@compiled_only
+@pytest.mark.parametrize("needles, groups, error", [
+    (("a", ""), (((0,), ()),), ValueError),
+    (("a", "é"), (((0,), ()),), ValueError),
+    (("a", 5), (((0,), ()),), ValueError),
+    (("a",), (((1,), ()),), ValueError),
+    (("a",), (((-1,), ()),), ValueError),
+    (("a",), ((0,),), TypeError),
+    (("a",), ([(0,), ()],), TypeError),
+    (("a",), ((("x",), ()),), TypeError),
+])
+def test_promo_gate_refuses_malformed_needles_and_groups(needles, groups, error):
+    from classifier import _fastcount
+
+    with pytest.raises(error):
+        _fastcount.promo_candidates("a text", needles, groups)
+
+
 @compiled_only
 def test_a_str_subclass_that_mutates_the_tokens_during_look_up_does_not_crash(tiny_model):
     """A key's __eq__ is Python code: emptying the list it came from must not free it mid-look-up."""
