@@ -205,8 +205,9 @@ def promo_tokens_per_segment(texts: list[str]) -> list[list[str]]:
     out: list[list[str]] = [[] for _ in texts]
     if not low:
         return out
-    ends = list(accumulate(len(t) + 1 for t in texts))
-    for i in promo_candidates(low):
+    candidates = promo_candidates(low)
+    ends = list(accumulate(len(t) + 1 for t in texts)) if candidates else []  # most posts run no pattern
+    for i in candidates:
         name, _, _, pattern = _PROMO[i]
         token = "promo:" + name
         for m in pattern.finditer(low):
