@@ -776,15 +776,17 @@ combine(PyObject *self, PyObject *args)
         }
         mismatch = (1.0 - exp(filed - top)) * coverage;
     }
-    double *p_spam = PyMem_Malloc((size_t)(n_segs ? n_segs : 1) * sizeof(double));
-    Py_ssize_t *order = PyMem_Malloc((size_t)(max_highlights ? max_highlights : 1) * sizeof(Py_ssize_t));
+    if (max_highlights > n_segs) /* no more highlights than sentences; keeps the size below in range */
+        max_highlights = n_segs;
+    double *p_spam = PyMem_New(double, n_segs ? n_segs : 1);
+    Py_ssize_t *order = PyMem_New(Py_ssize_t, max_highlights ? max_highlights : 1);
     PyObject *result = NULL, *highlights = NULL;
     if (p_spam == NULL || order == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     double post_spam = whole[1] - whole[0], best_spam = post_spam, mean_spam = post_spam;
-    Py_ssize_t best = -1;
+    Py_ssize_t best = -1, likeliest = -1; /* the most spam-like sentence by logits, and by probability */
     if (n_segs) {
         double total = 0.0;
         for (Py_ssize_t r = 0; r < n_segs; r++) {
@@ -800,6 +802,8 @@ combine(PyObject *self, PyObject *args)
             double top = max3(z[0], z[1], z[2]);
             double e_ok = exp(z[0] - top), e_spam = exp(z[1] - top), e_off = exp(z[2] - top);
             p_spam[r] = e_spam / (e_ok + e_spam + e_off);
+            if (r == 0 || p_spam[r] > p_spam[likeliest])
+                likeliest = r;
         }
         mean_spam = total / (double)n_segs;
     }
@@ -851,8 +855,8 @@ combine(PyObject *self, PyObject *args)
             Py_DECREF(pair);
         }
     }
-    if (PyList_GET_SIZE(highlights) == 0 && label == 1 && n_order) { /* a spam label shows its likeliest sentence */
-        PyObject *pair = Py_BuildValue("(nd)", order[0], p_spam[order[0]]);
+    if (PyList_GET_SIZE(highlights) == 0 && label == 1 && n_segs) { /* a spam label shows its likeliest sentence */
+        PyObject *pair = Py_BuildValue("(nd)", likeliest, p_spam[likeliest]);
         if (pair == NULL || PyList_Append(highlights, pair) < 0) {
             Py_XDECREF(pair);
             goto done;
@@ -983,8 +987,13 @@ promo_candidates(PyObject *self, PyObject *args)
         head[c] = -1;
     for (Py_ssize_t j = n_needles - 1; j >= 0; j--) {
         PyObject *needle = PyTuple_GET_ITEM(needles, j);
-        if (!PyUnicode_Check(needle) || PyUnicode_READY(needle) < 0 || !PyUnicode_IS_ASCII(needle)
-            || PyUnicode_GET_LENGTH(needle) == 0) {
+        if (!PyUnicode_Check(needle)) {
+            PyErr_SetString(PyExc_TypeError, "promo_candidates: needles must be str");
+            goto done;
+        }
+        if (PyUnicode_READY(needle) < 0)
+            goto done;
+        if (!PyUnicode_IS_ASCII(needle) || PyUnicode_GET_LENGTH(needle) == 0) {
             PyErr_SetString(PyExc_ValueError, "promo_candidates: needles must be non-empty ASCII str");
             goto done;
         }

@@ -37,6 +37,9 @@ try:
     from . import _fastcount
 except ImportError:  # installed without a C compiler: the numpy path does the same work
     _fastcount = None
+if _fastcount is not None and not all(hasattr(_fastcount, step) for step in (
+        "lookup_entries", "count_logits", "combine", "reason_terms")):
+    _fastcount = None  # built from an older _fastcount.c: the numpy path until `pip install -e .` rebuilds it
 
 #: True when scoring uses the compiled counting step (GET /v1/model says so).
 COMPILED = _fastcount is not None
@@ -318,7 +321,7 @@ class Model:
         if seg_spam:
             best_spam = max(seg_spam)
             best = seg_spam.index(best_spam)
-            mean_spam = sum(seg_spam) / len(seg_spam)
+            mean_spam = _sum_in_order(seg_spam) / len(seg_spam)
         else:
             best, best_spam, mean_spam = -1, post_spam, post_spam
         mismatch = 0.0
@@ -335,10 +338,10 @@ class Model:
 
     def _probabilities(self, phi: list[float]) -> list[float]:
         """The combiner's softmax over ok, spam, off_topic."""
-        z = [sum(map(float.__mul__, w, phi), b) for w, b in self._combiner_lists]
+        z = [_sum_in_order(map(float.__mul__, w, phi), b) for w, b in self._combiner_lists]
         top = max(z)
         e = [math.exp(v - top) for v in z]
-        total = sum(e)
+        total = _sum_in_order(e)
         return [v / total for v in e]
 
     def _highlights(self, segs, rows: list[list[float]], label: str) -> tuple[Highlight, ...]:
@@ -477,6 +480,14 @@ def _run_bounds(sorted_values: np.ndarray) -> np.ndarray:
     change[0] = change[n] = True
     np.not_equal(sorted_values[1:], sorted_values[:-1], out=change[1:n])
     return np.flatnonzero(change)
+
+
+def _sum_in_order(values: Iterable[float], start: float = 0.0) -> float:
+    """Plain left-to-right addition, as `_fastcount.combine` adds. (From Python 3.12, sum() of
+    floats compensates rounding errors, and the two paths would differ in the last bits.)"""
+    for v in values:
+        start += v
+    return start
 
 
 def _word_count(segs: list[features.Segment]) -> int:

@@ -246,7 +246,8 @@ def _count(response):
 
 
 def _run_after_response(callbacks, logger) -> None:
-    for callback in callbacks:
+    while callbacks:  # emptied as it goes: a server that closes a response twice counts it once
+        callback = callbacks.pop(0)
         try:
             callback()
         except Exception:  # the answer is out: a bookkeeping failure must not turn into an error

@@ -162,6 +162,19 @@ def test_combine_equals_the_python_steps_exactly(default_model):
 
 
 @compiled_only
+def test_combine_with_odd_highlight_limits_matches_python(default_model, monkeypatch):
+    """No highlights allowed (a spam label still shows its likeliest sentence), and a limit far
+    above the number of sentences (never sizes a buffer from it)."""
+    post = Post("p", "", "Launch moved to Friday. To get more space news, you can visit StarDaily official "
+                         "website. The crew is ready.")
+    segs, _, rows = default_model._score_parts(post)
+    for limit in (0, 1, 2**61):
+        monkeypatch.setattr(model_module, "MAX_HIGHLIGHTS", limit)
+        assert compiled_combine(default_model, post, segs, rows) == python_combine(default_model, post, segs, rows)
+    assert compiled_combine(default_model, post, segs, rows)[3] == 1  # the spam label the first case needs
+
+
+@compiled_only
 @pytest.mark.parametrize("args, error, message", [
     (([],), ValueError, "whole-post row"),
     (([(0.0, 1.0, 2.0)],), ValueError, "list of at least 3 floats"),
@@ -245,6 +258,27 @@ def test_without_the_compiled_step_scoring_falls_back_to_numpy(default_models_di
     assert done.returncode == 0, done.stderr
     label, decision, n_reasons = done.stdout.split()
     assert label == "spam" and decision in ("review", "block") and int(n_reasons) > 0
+
+
+def test_a_build_from_an_older_c_file_is_not_used(default_models_dir):
+    """A module built before `combine` existed: scoring takes the numpy path instead of failing."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, types\n"
+        "old = types.ModuleType('classifier._fastcount')\n"
+        "old.words = lambda text: []\n"  # what an old build has, minus the newer steps
+        "sys.modules['classifier._fastcount'] = old\n"
+        "from classifier import Post, load_active, model, features\n"
+        "assert not model.COMPILED and features._compiled_words is None\n"
+        f"m = load_active({str(default_models_dir)!r})\n"
+        "s = m.score_one(Post('1', 'Otsu on a stack', 'Visit our official website for the best deals today.'))\n"
+        "print(s.label)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["spam"]
 
 
 WORD_EDGE_CASES = [
@@ -349,7 +383,7 @@ def test_compiled_promo_gate_equals_the_python_gate():
 @pytest.mark.parametrize("needles, groups, error", [
     (("a", ""), (((0,), ()),), ValueError),
     (("a", "é"), (((0,), ()),), ValueError),
-    (("a", 5), (((0,), ()),), ValueError),
+    (("a", 5), (((0,), ()),), TypeError),
     (("a",), (((1,), ()),), ValueError),
     (("a",), (((-1,), ()),), ValueError),
     (("a",), ((0,),), TypeError),

@@ -186,6 +186,9 @@ def test_bookkeeping_runs_after_the_response_is_sent(app):
     r.close()
     assert decisions() == ['postsieve_decisions_total{decision="block",label="spam"} 1.0']
     assert len(app.extensions["postsieve.decision_log"]._rows) == 1
+    r.close()  # a server that closes twice still counts once
+    assert decisions() == ['postsieve_decisions_total{decision="block",label="spam"} 1.0']
+    assert len(app.extensions["postsieve.decision_log"]._rows) == 1
 
 
 def test_failing_bookkeeping_is_logged_and_the_answer_stands(app, client, monkeypatch, caplog):
