@@ -211,9 +211,9 @@ def promo_tokens_per_segment(texts: list[str]) -> list[list[str]]:
         name, _, _, pattern = _PROMO[i]
         token = "promo:" + name
         for m in pattern.finditer(low):
-            i = bisect_right(ends, m.start())
-            if not out[i] or out[i][-1] != token:
-                out[i].append(token)
+            seg = bisect_right(ends, m.start())
+            if not out[seg] or out[seg][-1] != token:
+                out[seg].append(token)
     return out
 
 

@@ -158,10 +158,7 @@ class Model:
             raise NotFittedError("this model has no combiner yet: train it with train.train_model")
         segs, counts, rows = self._score_parts(post)
         if isinstance(counts, _CompiledCounts):  # the compiled step does the next three in one call
-            ci = self._category_index.get(post.category.strip().casefold()) if post.category else None
-            coverage = min(1.0, _word_count(segs) / MISMATCH_FULL_WORDS) if ci is not None else 0.0
-            phi, best, probs, label_index, marked = _fastcount.combine(
-                rows, -1 if ci is None else ci, coverage, self._combiner_lists, HIGHLIGHT_MIN, MAX_HIGHLIGHTS)
+            phi, best, probs, label_index, marked = self._compiled_combine(post, segs, rows)
             highlights = tuple(Highlight(segs[i].field, segs[i].start, segs[i].end, p) for i, p in marked)
         else:
             phi, best = self._post_phi(post, segs, rows)
@@ -312,6 +309,19 @@ class Model:
         """`_combiner_phi` of one post (its word count is only computed when its category is known)."""
         return self._combiner_phi(rows, post.category, lambda: _word_count(segs))
 
+    def _compiled_combine(self, post: Post, segs: list[features.Segment], rows: list[list[float]]):
+        """`_fastcount.combine` for one post: (phi, best, probabilities, label index, [(segment,
+        spam probability), ...] of the highlights), what `_post_phi`, `_probabilities` and
+        `_highlights` give on the numpy path."""
+        ci = self._category_column(post.category)
+        coverage = _mismatch_coverage(_word_count(segs)) if ci is not None else 0.0
+        return _fastcount.combine(rows, -1 if ci is None else ci, coverage, self._combiner_lists,
+                                  HIGHLIGHT_MIN, MAX_HIGHLIGHTS)
+
+    def _category_column(self, category: str | None) -> int | None:
+        """The filed category's column among the category logits; None when unknown or not given."""
+        return self._category_index.get(category.strip().casefold()) if category else None
+
     def _combiner_phi(self, rows: list[list[float]], category: str,
                       n_words: Callable[[], int]) -> tuple[list[float], int]:
         """`combiner_inputs_from_logits` on logits rows as lists, the six inputs as a list."""
@@ -325,14 +335,14 @@ class Model:
         else:
             best, best_spam, mean_spam = -1, post_spam, post_spam
         mismatch = 0.0
-        ci = self._category_index.get(category.strip().casefold()) if category else None
+        ci = self._category_column(category)
         if ci is not None:
             cat = whole[3:]
             # P(filed) / max P over categories, from the logits: exp(z_filed - z_max)
             ratio = math.exp(cat[ci] - max(cat))
             # A short reply ("works now, cheers") says too little about where it belongs: the
             # mismatch counts in full only from MISMATCH_FULL_WORDS words on.
-            mismatch = (1.0 - ratio) * min(1.0, n_words() / MISMATCH_FULL_WORDS)
+            mismatch = (1.0 - ratio) * _mismatch_coverage(n_words())
         phi = [post_spam, whole[OFF] - whole[OK], best_spam, math.log1p(len(rows) - 1), mismatch, mean_spam]
         return phi, best
 
@@ -488,6 +498,11 @@ def _sum_in_order(values: Iterable[float], start: float = 0.0) -> float:
     for v in values:
         start += v
     return start
+
+
+def _mismatch_coverage(n_words: int) -> float:
+    """How fully the category mismatch counts: in full only from MISMATCH_FULL_WORDS words on."""
+    return min(1.0, n_words / MISMATCH_FULL_WORDS)
 
 
 def _word_count(segs: list[features.Segment]) -> int:

@@ -133,10 +133,7 @@ def python_combine(model, post, segs, rows):
 
 
 def compiled_combine(model, post, segs, rows):
-    ci = model._category_index.get(post.category.strip().casefold()) if post.category else None
-    coverage = min(1.0, model_module._word_count(segs) / model_module.MISMATCH_FULL_WORDS) if ci is not None else 0.0
-    return model_module._fastcount.combine(rows, -1 if ci is None else ci, coverage, model._combiner_lists,
-                                           model_module.HIGHLIGHT_MIN, model_module.MAX_HIGHLIGHTS)
+    return model._compiled_combine(post, segs, rows)
 
 
 @compiled_only
@@ -241,44 +238,41 @@ def test_logits_are_a_writable_array_on_both_paths(tiny_model):
         z[0, 0] += 1.0
 
 
-def test_without_the_compiled_step_scoring_falls_back_to_numpy(default_models_dir):
-    """What a machine without a C compiler runs: the import fails and scoring still works."""
+def score_without_the_compiled_step(models_dir, stand_in: str) -> str:
+    """Score a spam post in a fresh interpreter where `stand_in` (Python source) has replaced
+    classifier._fastcount in sys.modules; the scoring path must not be the compiled one."""
     import subprocess
     import sys
 
     script = (
-        "import sys; sys.modules['classifier._fastcount'] = None\n"  # makes the import fail
+        f"import sys, types\n{stand_in}\n"
         "from classifier import Post, load_active, model\n"
         "assert not model.COMPILED\n"
-        f"m = load_active({str(default_models_dir)!r})\n"
+        f"m = load_active({str(models_dir)!r})\n"
         "s = m.score_one(Post('1', 'Otsu on a stack', 'Visit our official website for the best deals today.'))\n"
         "print(s.label, s.decision, len(s.reasons))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    label, decision, n_reasons = done.stdout.split()
+    return done.stdout
+
+
+def test_without_the_compiled_step_scoring_falls_back_to_numpy(default_models_dir):
+    """What a machine without a C compiler runs: the import fails and scoring still works."""
+    out = score_without_the_compiled_step(default_models_dir, "sys.modules['classifier._fastcount'] = None")
+    label, decision, n_reasons = out.split()
     assert label == "spam" and decision in ("review", "block") and int(n_reasons) > 0
 
 
 def test_a_build_from_an_older_c_file_is_not_used(default_models_dir):
     """A module built before `combine` existed: scoring takes the numpy path instead of failing."""
-    import subprocess
-    import sys
-
-    script = (
-        "import sys, types\n"
+    out = score_without_the_compiled_step(default_models_dir, (
         "old = types.ModuleType('classifier._fastcount')\n"
         "old.words = lambda text: []\n"  # what an old build has, minus the newer steps
         "sys.modules['classifier._fastcount'] = old\n"
-        "from classifier import Post, load_active, model, features\n"
-        "assert not model.COMPILED and features._compiled_words is None\n"
-        f"m = load_active({str(default_models_dir)!r})\n"
-        "s = m.score_one(Post('1', 'Otsu on a stack', 'Visit our official website for the best deals today.'))\n"
-        "print(s.label)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["spam"]
+        "from classifier import features\n"
+        "assert features._compiled_words is None"))
+    assert out.split()[0] == "spam"
 
 
 WORD_EDGE_CASES = [
