@@ -8,7 +8,11 @@
  * - reason_terms: each whole-post term's contribution to the label and the reason candidates;
  * - combine: the combiner's inputs and probabilities, and the highlighted sentences;
  * - count_tokens, has_clean_words: token counts of `str.split()` without making the tokens;
- * - promo_candidates: which promotional patterns' trigger substrings occur, in one pass.
+ * - has_run: whether a character repeats n times in a row (the gate before a costly regex);
+ * - promo_candidates: which promotional patterns' trigger substrings occur in each segment, in
+ *   one pass over each;
+ * - plain_normalise, may_hold_links: the text steps' answers for plain ASCII sentences, the
+ *   common case, in one pass (other text goes the Python way).
  *
  * In a gunicorn worker, between requests, the CPU caches fill with other work. There every numpy
  * call cost 2-5 us, and the numpy calls together were a third of scoring. The arithmetic is the
@@ -956,36 +960,102 @@ has_clean_words(PyObject *self, PyObject *args)
 }
 
 PyDoc_STRVAR(promo_candidates_doc,
-"promo_candidates(text, needles, groups)\n"
+"promo_candidates(texts, needles, groups)\n"
 "--\n\n"
-"Indices of the groups that pass on text, in order: a group is (trigger indices, also indices)\n"
-"into needles (distinct, non-empty ASCII str), and passes when one of its triggers occurs in\n"
-"text and, if it has any, one of its also needles does too (`features.promo_tokens_per_segment`'s\n"
-"gate before each pattern's regex). One pass over text finds every needle that occurs, instead\n"
-"of one `in` scan of the text per needle.");
+"(text index, group index) of every group that passes on a text, text by text, groups in order:\n"
+"a group is (trigger indices, also indices) into needles (distinct, non-empty ASCII str), and\n"
+"passes on a text when one of its triggers occurs in it and, if it has any, one of its also\n"
+"needles does too (`features.promo_tokens_per_segment`'s gate before each pattern's regex).\n"
+"One pass over each text finds every needle that occurs, instead of one `in` scan per needle.");
+
+/* The needles, indexed by first character, and a bitmap of their first two characters. */
+typedef struct {
+    Py_ssize_t n;
+    const char **chars;
+    Py_ssize_t *lens, *next;
+    Py_ssize_t head[128];
+    uint8_t pairs[128 * 128 / 8]; /* (first, second) characters; every second for one-character needles */
+} Needles;
+
+/* Mark in `found` every needle that occurs in text[0:n]; TYPE is the str's code unit. */
+#define FIND_NEEDLES(TYPE)                                                                              \
+    do {                                                                                                \
+        const TYPE *s = (const TYPE *)data;                                                             \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                            \
+            Py_UCS4 c = s[i];                                                                           \
+            if (c >= 128 || nd->head[c] < 0)                                                            \
+                continue;                                                                               \
+            if (i + 1 < n && s[i + 1] < 128) {                                                          \
+                int bit = (int)c * 128 + (int)s[i + 1];                                                 \
+                if (!(nd->pairs[bit >> 3] & (1 << (bit & 7))))                                          \
+                    continue;                                                                           \
+            }                                                                                           \
+            for (Py_ssize_t j = nd->head[c]; j >= 0; j = nd->next[j]) {                                 \
+                if (found[j] || i + nd->lens[j] > n)                                                    \
+                    continue;                                                                           \
+                Py_ssize_t k = 1;                                                                       \
+                while (k < nd->lens[j] && s[i + k] == (TYPE)(unsigned char)nd->chars[j][k])             \
+                    k++;                                                                                \
+                found[j] = k == nd->lens[j];                                                            \
+            }                                                                                           \
+        }                                                                                               \
+    } while (0)
+
+static void
+find_needles(const Needles *nd, PyObject *text, char *found)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const void *data = PyUnicode_DATA(text);
+    memset(found, 0, (size_t)(nd->n ? nd->n : 1));
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND:
+        FIND_NEEDLES(Py_UCS1);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        FIND_NEEDLES(Py_UCS2);
+        break;
+    default:
+        FIND_NEEDLES(Py_UCS4);
+    }
+}
+
+/* Whether any needle listed in the tuple `indices` was found; -1 with an exception set on a bad index. */
+static int
+any_found(PyObject *indices, const char *found, Py_ssize_t n_needles)
+{
+    int any = 0;
+    for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(indices); t++) {
+        Py_ssize_t j = PyLong_AsSsize_t(PyTuple_GET_ITEM(indices, t));
+        if (j == -1 && PyErr_Occurred())
+            return -1;
+        if (j < 0 || j >= n_needles) {
+            PyErr_SetString(PyExc_ValueError, "promo_candidates: a group names a needle that is not there");
+            return -1;
+        }
+        any |= found[j];
+    }
+    return any;
+}
 
 static PyObject *
 promo_candidates(PyObject *self, PyObject *args)
 {
-    PyObject *text, *needles, *groups, *result = NULL;
-    if (!PyArg_ParseTuple(args, "UO!O!", &text, &PyTuple_Type, &needles, &PyTuple_Type, &groups))
+    PyObject *texts, *needles, *groups, *result = NULL;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyList_Type, &texts, &PyTuple_Type, &needles, &PyTuple_Type, &groups))
         return NULL;
-    if (PyUnicode_READY(text) < 0)
-        return NULL;
-    Py_ssize_t n_needles = PyTuple_GET_SIZE(needles);
-    const char **chars = PyMem_Calloc((size_t)(n_needles ? n_needles : 1), sizeof(char *));
-    Py_ssize_t *lens = PyMem_Calloc((size_t)(n_needles ? n_needles : 1), sizeof(Py_ssize_t));
-    Py_ssize_t *next = PyMem_Calloc((size_t)(n_needles ? n_needles : 1), sizeof(Py_ssize_t));
-    char *found = PyMem_Calloc((size_t)(n_needles ? n_needles : 1), 1);
-    Py_ssize_t head[128];
-    uint8_t pairs[128 * 128 / 8] = {0}; /* (first, second) characters of the needles; every second for one-character needles */
-    if (chars == NULL || lens == NULL || next == NULL || found == NULL) {
+    Needles nd = {.n = PyTuple_GET_SIZE(needles)};
+    size_t slots = (size_t)(nd.n ? nd.n : 1);
+    nd.chars = PyMem_Calloc(slots, sizeof(char *));
+    nd.lens = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    nd.next = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    char *found = PyMem_Calloc(slots, 1);
+    if (nd.chars == NULL || nd.lens == NULL || nd.next == NULL || found == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (int c = 0; c < 128; c++)
-        head[c] = -1;
-    for (Py_ssize_t j = n_needles - 1; j >= 0; j--) {
+        nd.head[c] = -1;
+    for (Py_ssize_t j = nd.n - 1; j >= 0; j--) {
         PyObject *needle = PyTuple_GET_ITEM(needles, j);
         if (!PyUnicode_Check(needle)) {
             PyErr_SetString(PyExc_TypeError, "promo_candidates: needles must be str");
@@ -997,89 +1067,336 @@ promo_candidates(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "promo_candidates: needles must be non-empty ASCII str");
             goto done;
         }
-        chars[j] = (const char *)PyUnicode_DATA(needle); /* needles are held by the tuple */
-        lens[j] = PyUnicode_GET_LENGTH(needle);
-        unsigned char first = (unsigned char)chars[j][0];
-        next[j] = head[first];
-        head[first] = j;
-        if (lens[j] == 1) {
-            memset(pairs + first * 16, 0xff, 16); /* the 128 bits of (first, any second) */
+        nd.chars[j] = (const char *)PyUnicode_DATA(needle); /* needles are held by the tuple */
+        nd.lens[j] = PyUnicode_GET_LENGTH(needle);
+        unsigned char first = (unsigned char)nd.chars[j][0];
+        nd.next[j] = nd.head[first];
+        nd.head[first] = j;
+        if (nd.lens[j] == 1) {
+            memset(nd.pairs + first * 16, 0xff, 16); /* the 128 bits of (first, any second) */
         } else {
-            int bit = first * 128 + (unsigned char)chars[j][1];
-            pairs[bit >> 3] |= (uint8_t)(1 << (bit & 7));
+            int bit = first * 128 + (unsigned char)nd.chars[j][1];
+            nd.pairs[bit >> 3] |= (uint8_t)(1 << (bit & 7));
         }
     }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c >= 128 || head[c] < 0)
-            continue;
-        Py_UCS4 c2 = i + 1 < n ? PyUnicode_READ(kind, data, i + 1) : 0;
-        if (c2 < 128) {
-            int bit = (int)c * 128 + (int)c2;
-            if (!(pairs[bit >> 3] & (1 << (bit & 7))) && i + 1 < n)
-                continue;
-        }
-        for (Py_ssize_t j = head[c]; j >= 0; j = next[j]) {
-            if (found[j] || i + lens[j] > n)
-                continue;
-            Py_ssize_t k = 1;
-            while (k < lens[j] && PyUnicode_READ(kind, data, i + k) == (Py_UCS4)(unsigned char)chars[j][k])
-                k++;
-            found[j] = k == lens[j];
-        }
-    }
-    result = PyList_New(0);
-    if (result == NULL)
-        goto done;
     for (Py_ssize_t g = 0; g < PyTuple_GET_SIZE(groups); g++) {
         PyObject *group = PyTuple_GET_ITEM(groups, g);
         if (!PyTuple_Check(group) || PyTuple_GET_SIZE(group) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(group, 0))
             || !PyTuple_Check(PyTuple_GET_ITEM(group, 1))) {
             PyErr_SetString(PyExc_TypeError, "promo_candidates: each group must be a (triggers, also) pair of tuples");
-            Py_CLEAR(result);
             goto done;
         }
-        int pass = 1;
-        for (int part = 0; part < 2 && pass; part++) {
-            PyObject *indices = PyTuple_GET_ITEM(group, part);
-            if (part == 1 && PyTuple_GET_SIZE(indices) == 0)
-                break; /* no second condition */
-            int any = 0;
-            for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(indices); t++) {
-                Py_ssize_t j = PyLong_AsSsize_t(PyTuple_GET_ITEM(indices, t));
-                if (j == -1 && PyErr_Occurred()) {
-                    Py_CLEAR(result);
-                    goto done;
-                }
-                if (j < 0 || j >= n_needles) {
-                    PyErr_SetString(PyExc_ValueError, "promo_candidates: a group names a needle that is not there");
-                    Py_CLEAR(result);
-                    goto done;
-                }
-                any |= found[j];
-            }
-            pass = any;
+        /* every index is checked here, once, whatever the texts hold (`found` is still all zero) */
+        if (any_found(PyTuple_GET_ITEM(group, 0), found, nd.n) < 0 || any_found(PyTuple_GET_ITEM(group, 1), found, nd.n) < 0)
+            goto done;
+    }
+    result = PyList_New(0);
+    if (result == NULL)
+        goto done;
+    /* the list may change while this runs only through our own calls, none of which run Python code */
+    for (Py_ssize_t t = 0; t < PyList_GET_SIZE(texts); t++) {
+        PyObject *text = PyList_GET_ITEM(texts, t);
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "promo_candidates: texts must be str");
+            goto fail;
         }
-        if (pass) {
-            PyObject *index = PyLong_FromSsize_t(g);
-            if (index == NULL || PyList_Append(result, index) < 0) {
-                Py_XDECREF(index);
-                Py_CLEAR(result);
-                goto done;
+        if (PyUnicode_READY(text) < 0)
+            goto fail;
+        find_needles(&nd, text, found);
+        for (Py_ssize_t g = 0; g < PyTuple_GET_SIZE(groups); g++) {
+            PyObject *group = PyTuple_GET_ITEM(groups, g);
+            int pass = any_found(PyTuple_GET_ITEM(group, 0), found, nd.n);
+            if (pass > 0 && PyTuple_GET_SIZE(PyTuple_GET_ITEM(group, 1)))
+                pass = any_found(PyTuple_GET_ITEM(group, 1), found, nd.n);
+            if (pass < 0)
+                goto fail;
+            if (pass) {
+                PyObject *pair = Py_BuildValue("(nn)", t, g);
+                if (pair == NULL || PyList_Append(result, pair) < 0) {
+                    Py_XDECREF(pair);
+                    goto fail;
+                }
+                Py_DECREF(pair);
             }
-            Py_DECREF(index);
         }
     }
-
+    goto done;
+fail:
+    Py_CLEAR(result);
 done:
-    PyMem_Free(chars);
-    PyMem_Free(lens);
-    PyMem_Free(next);
+    PyMem_Free(nd.chars);
+    PyMem_Free(nd.lens);
+    PyMem_Free(nd.next);
     PyMem_Free(found);
     return result;
+}
+
+static inline int
+isalpha_ascii(Py_UCS1 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline int
+isalnum_ascii(Py_UCS1 c)
+{
+    return isalpha_ascii(c) || (c >= '0' && c <= '9');
+}
+
+PyDoc_STRVAR(plain_normalise_doc,
+"plain_normalise(text)\n"
+"--\n\n"
+"`text.normalise(text)` when text is plain, else None. Plain is ASCII text that none of\n"
+"normalise's steps before squeeze_space can change: no markup ('<', '&'), no control character\n"
+"but tab and newline, and nothing deobfuscate rewrites or looks at more closely ('@', 'hxxp',\n"
+"'w w', 'www ', 'dot', a '.' after a space or bracket or before a closing bracket, 'at' before\n"
+"a closing bracket). Then only squeeze_space is left, and it runs here.");
+
+static inline int
+is_letter_ci(Py_UCS1 c, char lower)
+{
+    return (c | 0x20) == lower; /* exact for letters: only the two cases map to one lower-case letter */
+}
+
+static inline int
+is_closer(Py_UCS1 c)
+{
+    return c == ')' || c == ']' || c == '}' || c == '>';
+}
+
+/* Whether ASCII text s[0:n] holds nothing that normalise's steps before squeeze_space act on. */
+static int
+is_plain(const Py_UCS1 *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS1 c = s[i];
+        if (c < 0x20 || c == 0x7f) {
+            if (c != '\n' && c != '\t')
+                return 0; /* remove_invisible's characters, '\r' included */
+            continue;
+        }
+        switch (c) {
+        case '<':
+        case '&': /* strip_html */
+        case '@': /* deobfuscate's spaced and bracketed '@' (and e-mail addresses) */
+            return 0;
+        case '.': /* deobfuscate's _DOT_CHAR_HIT */
+            if (i > 0) {
+                Py_UCS1 p = s[i - 1];
+                if (p == ' ' || p == '\t' || p == '[' || p == '(' || p == '{' || p == '<')
+                    return 0;
+            }
+            if (i + 1 < n && (is_closer(s[i + 1])
+                              || ((s[i + 1] == ' ' || s[i + 1] == '\t') && i + 2 < n && is_closer(s[i + 2]))))
+                return 0;
+            break;
+        case ')':
+        case ']':
+        case '}':
+        case '>': /* _has_bracketed_at: "at" or "at " before a closing bracket */
+            if (i >= 2 && is_letter_ci(s[i - 2], 'a') && is_letter_ci(s[i - 1], 't'))
+                return 0;
+            if (i >= 3 && is_letter_ci(s[i - 3], 'a') && is_letter_ci(s[i - 2], 't') && s[i - 1] == ' ')
+                return 0;
+            break;
+        case 'h':
+        case 'H': /* "hxxp" */
+            if (i + 3 < n && is_letter_ci(s[i + 1], 'x') && is_letter_ci(s[i + 2], 'x') && is_letter_ci(s[i + 3], 'p'))
+                return 0;
+            break;
+        case 'w':
+        case 'W': /* "w w", "www " */
+            if (i + 2 < n && s[i + 1] == ' ' && is_letter_ci(s[i + 2], 'w'))
+                return 0;
+            if (i + 3 < n && is_letter_ci(s[i + 1], 'w') && is_letter_ci(s[i + 2], 'w') && s[i + 3] == ' ')
+                return 0;
+            break;
+        case 'd':
+        case 'D': /* "dot" */
+            if (i + 2 < n && is_letter_ci(s[i + 1], 'o') && is_letter_ci(s[i + 2], 't'))
+                return 0;
+            break;
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+plain_normalise(PyObject *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "plain_normalise: text must be str");
+        return NULL;
+    }
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+    if (!PyUnicode_IS_ASCII(text) || !is_plain(s, n))
+        Py_RETURN_NONE;
+    /* squeeze_space, pass by pass as text.squeeze_space does them */
+    char *buf = PyMem_Malloc((size_t)(n ? n : 1));
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t m = 0;
+    int newlines = 0;
+    for (Py_ssize_t i = 0; i < n; i++) { /* tabs become spaces, a run of spaces one space */
+        char c = s[i] == '\t' ? ' ' : (char)s[i];
+        if (c == ' ' && m && buf[m - 1] == ' ')
+            continue;
+        newlines |= c == '\n';
+        buf[m++] = c;
+    }
+    if (newlines) {
+        Py_ssize_t k = 0;
+        for (Py_ssize_t i = 0; i < m; i++) /* " \n" -> "\n" */
+            if (!(buf[i] == ' ' && i + 1 < m && buf[i + 1] == '\n'))
+                buf[k++] = buf[i];
+        m = k;
+        k = 0;
+        char prev = 0;
+        for (Py_ssize_t i = 0; i < m; i++) { /* "\n " -> "\n" */
+            char c = buf[i];
+            if (!(c == ' ' && prev == '\n'))
+                buf[k++] = c;
+            prev = c;
+        }
+        m = k;
+        k = 0;
+        for (Py_ssize_t i = 0; i < m; i++) /* three or more newlines -> two */
+            if (!(buf[i] == '\n' && k >= 2 && buf[k - 1] == '\n' && buf[k - 2] == '\n'))
+                buf[k++] = buf[i];
+        m = k;
+    }
+    Py_ssize_t start = 0; /* strip: only spaces and newlines are left of str.strip()'s characters */
+    while (start < m && (buf[start] == ' ' || buf[start] == '\n'))
+        start++;
+    while (m > start && (buf[m - 1] == ' ' || buf[m - 1] == '\n'))
+        m--;
+    PyObject *result;
+    if (start == 0 && m == n && memcmp(buf, s, (size_t)n) == 0) { /* unchanged: the same str */
+        Py_INCREF(text);
+        result = text;
+    } else {
+        result = PyUnicode_New(m - start, 127);
+        if (result != NULL)
+            memcpy(PyUnicode_1BYTE_DATA(result), buf + start, (size_t)(m - start));
+    }
+    PyMem_Free(buf);
+    return result;
+}
+
+PyDoc_STRVAR(may_hold_links_doc,
+"may_hold_links(text, tlds)\n"
+"--\n\n"
+"False when text certainly holds no e-mail address, URL, bare domain or phone number as\n"
+"`text.find_emails`, `find_urls` and `find_phones` find them; True when it might (and for any\n"
+"text that is not ASCII). ASCII text might when it holds '@', '://', two w's in a row, a '.'\n"
+"followed by 2-12 letters that end a word and are, lower-cased, in tlds (a set of str), or seven\n"
+"or more characters in runs that start with a digit and go on with digits, 'O' and 'o' (every\n"
+"phone number's digits lie in such runs).");
+
+static PyObject *
+may_hold_links(PyObject *self, PyObject *args)
+{
+    PyObject *text, *tlds;
+    if (!PyArg_ParseTuple(args, "UO!", &text, &PyFrozenSet_Type, &tlds))
+        return NULL;
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    if (!PyUnicode_IS_ASCII(text))
+        Py_RETURN_TRUE;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t digits = 0;
+    int in_run = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS1 c = s[i];
+        if (c >= '0' && c <= '9') {
+            in_run = 1;
+        } else if (!(in_run && (c == 'O' || c == 'o'))) {
+            in_run = 0;
+        }
+        if (in_run && ++digits >= 7)
+            Py_RETURN_TRUE;
+        if (c == '@' || (c == ':' && i + 2 < n && s[i + 1] == '/' && s[i + 2] == '/')
+            || ((c | 0x20) == 'w' && i + 1 < n && (s[i + 1] | 0x20) == 'w'))
+            Py_RETURN_TRUE;
+        if (c == '.') { /* text._TLD_HIT: \.([A-Za-z]{2,12})(?![\w@-]|\.[A-Za-z0-9]) */
+            Py_ssize_t j = i + 1;
+            while (j < n && j - i <= 13 && isalpha_ascii(s[j]))
+                j++;
+            Py_ssize_t letters = j - i - 1;
+            if (letters < 2 || letters > 12)
+                continue;
+            if (j < n && (isalnum_ascii(s[j]) || s[j] == '_' || s[j] == '@' || s[j] == '-'))
+                continue;
+            if (j + 1 < n && s[j] == '.' && isalnum_ascii(s[j + 1]))
+                continue;
+            char lowered[12];
+            for (Py_ssize_t k = 0; k < letters; k++)
+                lowered[k] = (char)(s[i + 1 + k] | 0x20);
+            PyObject *tld = PyUnicode_FromStringAndSize(lowered, letters);
+            if (tld == NULL)
+                return NULL;
+            int known = PySet_Contains(tlds, tld);
+            Py_DECREF(tld);
+            if (known < 0)
+                return NULL;
+            if (known)
+                Py_RETURN_TRUE;
+        }
+    }
+    Py_RETURN_FALSE;
+}
+
+PyDoc_STRVAR(has_run_doc,
+"has_run(text, n)\n"
+"--\n\n"
+"True when one character occurs n or more times in a row in text (n >= 1): the gate before\n"
+"`features.segments`' regex for runs of punctuation, which scans every post.");
+
+#define HAS_RUN(TYPE)                                                                                    \
+    do {                                                                                                 \
+        const TYPE *s = (const TYPE *)data;                                                              \
+        Py_ssize_t run = 1;                                                                              \
+        for (Py_ssize_t i = 1; i < len; i++) {                                                           \
+            run = s[i] == s[i - 1] ? run + 1 : 1;                                                        \
+            if (run >= n)                                                                                \
+                Py_RETURN_TRUE;                                                                          \
+        }                                                                                                \
+    } while (0)
+
+static PyObject *
+has_run(PyObject *self, PyObject *args)
+{
+    PyObject *text;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "Un", &text, &n))
+        return NULL;
+    if (n < 1) {
+        PyErr_SetString(PyExc_ValueError, "has_run: n must be at least 1");
+        return NULL;
+    }
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    if (len == 0)
+        Py_RETURN_FALSE;
+    if (n == 1)
+        Py_RETURN_TRUE;
+    const void *data = PyUnicode_DATA(text);
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND:
+        HAS_RUN(Py_UCS1);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        HAS_RUN(Py_UCS2);
+        break;
+    default:
+        HAS_RUN(Py_UCS4);
+    }
+    Py_RETURN_FALSE;
 }
 
 static PyMethodDef methods[] = {
@@ -1091,6 +1408,9 @@ static PyMethodDef methods[] = {
     {"count_tokens", count_tokens, METH_O, count_tokens_doc},
     {"has_clean_words", has_clean_words, METH_VARARGS, has_clean_words_doc},
     {"promo_candidates", promo_candidates, METH_VARARGS, promo_candidates_doc},
+    {"plain_normalise", plain_normalise, METH_O, plain_normalise_doc},
+    {"may_hold_links", may_hold_links, METH_VARARGS, may_hold_links_doc},
+    {"has_run", has_run, METH_VARARGS, has_run_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,6 +14,12 @@ import re
 import unicodedata
 from bisect import bisect_right
 
+try:  # compiled answers for plain ASCII text (classifier/_fastcount.c); other text goes the Python way
+    from ._fastcount import may_hold_links as _compiled_may_hold_links
+    from ._fastcount import plain_normalise as _compiled_plain_normalise
+except ImportError:  # installed without a C compiler
+    _compiled_may_hold_links = _compiled_plain_normalise = None
+
 __all__ = [
     "strip_html",
     "nfkc",
@@ -26,6 +32,7 @@ __all__ = [
     "url_domain",
     "find_emails",
     "find_phones",
+    "may_hold_links",
     "sentence_spans",
 ]
 
@@ -455,7 +462,19 @@ def normalise(text: str) -> str:
     remove_invisible and straighten_quotes run here as one regex scan: their
     character sets are disjoint and neither produces input for the other, so the
     result equals running them in turn (a test checks this).
+
+    Where the compiled step is built, plain ASCII text (most sentences), which no step but
+    squeeze_space can change, is recognised and squeezed in one pass (tests compare the two).
     """
+    if _compiled_plain_normalise is not None:
+        plain = _compiled_plain_normalise(text)
+        if plain is not None:
+            return plain
+    return python_normalise(text)
+
+
+def python_normalise(text: str) -> str:
+    """`normalise` step by step (the fallback, and what tests compare with)."""
     text = strip_html(text)
     text = nfkc(text)
     text = _invisible_and_quotes(text)  # == straighten_quotes(remove_invisible(text)), one scan
@@ -589,6 +608,15 @@ _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _URL_HOST_END = re.compile(r"[/?#]")
 _WWW_PREFIX = re.compile(r"^www\d{0,3}\.")
 _PORT = re.compile(r":\d*$")
+
+
+def may_hold_links(text: str) -> bool:
+    """False when find_emails, find_urls and find_phones certainly find nothing in `text`, so a
+    caller can skip them (compiled where built: one pass over plain ASCII text; without it,
+    always True)."""
+    if _compiled_may_hold_links is not None:
+        return _compiled_may_hold_links(text, _URL_TLDS)
+    return True
 
 
 def url_domain(url: str) -> str:

@@ -367,10 +367,17 @@ def test_compiled_promo_gate_equals_the_python_gate():
     texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) for _ in range(5000)]
     hits = 0
     for text in texts:
-        compiled = features.promo_candidates(text)
-        assert compiled == features.python_promo_candidates(text), repr(text[:80])
+        compiled = features.promo_candidates([text])
+        assert compiled == features.python_promo_candidates([text]), repr(text[:80])
         hits += len(compiled)
     assert hits > 2000  # the random texts do pass the gates
+    # several segments in one call, as scoring sends them: segment by segment, groups in order
+    for e in load_corpus([ROOT / "training_data"]).examples[:500]:
+        lows = [s.text.lower() for s in features.segments(e.post)]
+        assert features.promo_candidates(lows) == features.python_promo_candidates(lows)
+    lows = texts[:3000]
+    assert features.promo_candidates(lows) == features.python_promo_candidates(lows)
+    assert features.promo_candidates([]) == []
 
 
 @compiled_only
@@ -388,7 +395,7 @@ def test_promo_gate_refuses_malformed_needles_and_groups(needles, groups, error)
     from classifier import _fastcount
 
     with pytest.raises(error):
-        _fastcount.promo_candidates("a text", needles, groups)
+        _fastcount.promo_candidates(["a text"], needles, groups)
 
 
 @compiled_only
@@ -408,3 +415,88 @@ def test_a_str_subclass_that_mutates_the_tokens_during_look_up_does_not_crash(ti
     entries, _ = model_module._fastcount.lookup_entries([], tiny_model.vocabulary_, {}, tiny_model._word_entries,
                                                         tokens)
     assert array("q", entries).tolist() == [tiny_model.vocabulary_[term]]
+
+
+def _tricky_texts(seed: int, pieces: list[str], n: int) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    return ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 24))) for _ in range(n)]
+
+
+def _corpus_pieces() -> list[str]:
+    """Titles, raw sentences and whole bodies of the corpus, as normalise and the finders meet them."""
+    from classifier import text
+
+    out = []
+    for e in load_corpus([ROOT / "training_data"]).examples:
+        out += [e.post.title, e.post.body]
+        out += [e.post.body[s:t] for s, t in text.sentence_spans(e.post.body)]
+    return out
+
+
+@compiled_only
+def test_plain_normalise_equals_normalise_step_by_step():
+    """For text it calls plain, the compiled pass gives exactly what the Python steps give; for
+    anything a step before squeeze_space could change it says None, and normalise goes the Python way."""
+    from classifier import _fastcount, text
+
+    edge = ["", " ", "\n", " \n \n\n\n\n x \t\ty  \n", "a  b", "a\tb", "a \nb", "a\n b", "a\n\n\n\nb", "\n\na\n\n",
+            "a <b> c", "Q&A", "me@x.org", "a\rb", "a\x00b", "a\x0bb", "a\x1cb", "a\x7fb", "hXxP://x", "w w w",
+            "WWW x", "brand dot com", "a.)", "a. )", "a .b", "(.x", "[at]", "x at )", "AT)", "at\t)", "end.",
+            "3.5 mm", "e.g. this", "x" * 3000, "caf\u00e9", "a\u00a0b", "\u201cq\u201d"]
+    pieces = [" ", "  ", "\t", "\n", "\r", "a", "t", "at", "dot", "w", "W", "x", "h", "p", ".", ")", "(", "]", "[",
+              "<", ">", "&", "@", "o", "d", "T", "\x0c", "\u00e9", "\u200b", "com", "\u2019"]
+    plain = 0
+    for t in edge + _corpus_pieces() + _tricky_texts(11, pieces, 20000):
+        fast = _fastcount.plain_normalise(t)
+        if fast is not None:
+            plain += 1
+            assert fast == text.python_normalise(t), repr(t[:80])
+        assert text.normalise(t) == text.python_normalise(t), repr(t[:80])
+    assert plain > 8000  # it does answer for most plain text
+    for t in ("a <b>", "Q&A", "me@x.org", "a\rb", "hxxp", "w w", "www x", "dot", "x (.", "x .)", "[at]", "caf\u00e9"):
+        assert _fastcount.plain_normalise(t) is None, t
+    with pytest.raises(TypeError):
+        _fastcount.plain_normalise(b"bytes")
+
+
+@compiled_only
+def test_may_hold_links_is_false_only_where_the_finders_find_nothing():
+    from classifier import _fastcount, text
+
+    pieces = [" ", ".", "com", "org", "io", "tif", "www", "WW", "w", "://", "http", "@", "x", "ab", "-", "_", "/",
+              "0", "1", "5", "12", "555", "o", "O", "+", "(", ")", "\u2013", "\u00e9", "\n", "call ", "tel:"]
+    texts = _corpus_pieces() + _tricky_texts(12, pieces, 30000)
+    texts += ["call 555 0199 now", "555-0O19", "1oooooo", "10oooo5", "x.com", "x.Com.", "a.comb", "a.com-x",
+              "a.com.x", "see www.x.y", "http://x", "me@x.org", "12 34 5"]
+    found = skipped = 0
+    for t in texts:
+        links = text.find_emails(t) + text.find_urls(t) + text.find_phones(t)
+        found += bool(links)
+        if not text.may_hold_links(t):
+            skipped += 1
+            assert links == [], repr(t[:80])
+    assert found > 3000 and skipped > 10000  # both kinds of text do occur
+    assert not text.may_hold_links("The nuclei touch in 3 of 12 slices, see fig. 2.")
+    with pytest.raises(TypeError):
+        _fastcount.may_hold_links("x", {"com"})
+
+
+@compiled_only
+def test_has_run_finds_every_run_of_n_equal_characters():
+    from itertools import groupby
+
+    from classifier import _fastcount
+
+    pieces = ["?", "??", "?" * 31, "!", "a", "\u00e9", "\u00e9" * 16, "\u65e5" * 7, "\U0001f600" * 5, " ", "\n"]
+    texts = ["", "?", "?" * 32, "x" + "?" * 31 + "y", "\u65e5" * 32] + _tricky_texts(13, pieces, 5000)
+    runs = 0
+    for t in texts:
+        for n in (1, 2, 5, 32):
+            expected = any(len(list(g)) >= n for _, g in groupby(t))
+            assert _fastcount.has_run(t, n) == expected, (repr(t[:40]), n)
+            runs += expected and n == 32
+    assert runs > 500
+    with pytest.raises(ValueError):
+        _fastcount.has_run("aaa", 0)

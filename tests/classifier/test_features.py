@@ -135,3 +135,43 @@ def test_promo_tokens_with_and_without_the_second_triggers_are_equal(monkeypatch
     monkeypatch.setattr(features, "_PROMO", [(n, t, (), p) for n, t, _, p in features._PROMO])
     assert fast == [features.promo_tokens_per_segment(t) for t in texts]
     assert sum(map(len, (tok for post in fast for tok in post))) > 100  # the corpus does have promo tokens
+
+
+def test_promo_tokens_are_every_pattern_that_matches_the_segment():
+    """The gated search (post, then segment) finds exactly the patterns that match each segment,
+    on the corpus and on segments where promotion sits next to a line break or another segment."""
+    from classifier import features
+    from classifier.dataset import load_corpus
+
+    from tests.conftest import ROOT
+
+    def by_definition(texts):
+        return [[f"promo:{name}" for name, _, _, pattern in features._PROMO if pattern.search(t.lower())]
+                for t in texts]
+
+    posts = [[s.text for s in features.segments(e.post)] for e in load_corpus([ROOT / "training_data"]).examples]
+    posts += [
+        ["Visit our", "official website for more news"],  # trigger in one segment, closing in the next
+        ["how do I threshold this stack?", "Visit the official site\nfor more news and updates"],
+        ["Call now", "WhatsApp +1 555 0100", "we offer the best price deals"],
+        ["", "Click here"], [], [""],
+    ]
+    for texts in posts:
+        assert features.promo_tokens_per_segment(texts) == by_definition(texts), texts
+    assert features.promo_tokens_per_segment(["Visit our", "official website"]) == [[], ["promo:official_site"]]
+
+
+def test_segments_skip_the_punctuation_run_regex_only_where_it_cannot_match(monkeypatch):
+    """The run gate changes nothing: segments equal those with the regex always run, on the corpus
+    and on posts with runs of 31, 32 and 40 equal characters."""
+    from classifier import Post, features
+    from classifier.dataset import load_corpus
+
+    from tests.conftest import ROOT
+
+    posts = [e.post for e in load_corpus([ROOT / "training_data"]).examples]
+    for run in ("?" * 31, "?" * 32, "!" * 40, "a" * 40, "-" * 33 + "\n", "\u3002" * 35):
+        posts.append(Post(id="r", title="Runs" + run, body=f"Is this spam{run} No, a question. Thanks{run}"))
+    gated = [features.segments(p) for p in posts]
+    monkeypatch.setattr(features, "has_run", lambda text, n: True)
+    assert gated == [features.segments(p) for p in posts]
