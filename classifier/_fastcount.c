@@ -2,7 +2,8 @@
  * Optional compiled steps of postsieve's scoring fast path:
  *
  * - words: the word splitting of `features.words` (two regex passes in Python);
- * - lookup_entries: the vocabulary indices of every term of a post (`Model._entries`' loop);
+ * - lookup_entries: the vocabulary indices of every term of a post (`Model._entries`' loop), word
+ *   bigrams from a compact table of word-id pairs (pair_table);
  * - count_logits: sparse counts, TF-IDF and logits of every sentence and of the whole post (what
  *   `_Counts.from_entries` and `Model._logits` do in about thirty numpy calls);
  * - reason_terms: each whole-post term's contribution to the label and the reason candidates;
@@ -497,48 +498,124 @@ append_term(Vec *out, PyObject *vocab, PyObject *key)
     return 0;
 }
 
-/* "a b", as " ".join((a, b)) builds it. */
-static PyObject *
-join_pair(PyObject *a, PyObject *b)
+/* The word-pair table: open addressing over `cap` (a power of two) slots of (key, value), key
+ * (first word id << 32 | second word id) or PAIR_EMPTY, value the bigram's vocabulary index + 1.
+ * One slot read, usually, where a dict look-up of the joined str read three cache lines (the
+ * index, the entry and the key object) after building and hashing the str. */
+#define PAIR_EMPTY UINT64_MAX
+
+static inline uint64_t
+pair_slot(uint64_t key, int bits)
 {
-    if (!PyUnicode_Check(a) || !PyUnicode_Check(b)) {
-        PyErr_SetString(PyExc_TypeError, "lookup_entries: words must be str");
+    return (key * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
+}
+
+PyDoc_STRVAR(pair_table_doc,
+"pair_table(keys, values)\n"
+"--\n\n"
+"The word-pair table `lookup_entries` reads: keys are uint64 bytes (first word id << 32 |\n"
+"second word id, ids below 2**31), values int64 bytes (the pair's vocabulary index + 1).\n"
+"Returns bytes: a power-of-two number of (key, value) slots, at most half of them used.");
+
+static PyObject *
+pair_table(PyObject *self, PyObject *args)
+{
+    Py_buffer keys_b = {0}, values_b = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*", &keys_b, &values_b))
         return NULL;
+    if (keys_b.len % 8 || keys_b.len != values_b.len) {
+        PyErr_SetString(PyExc_ValueError, "pair_table: keys and values must be as many 8-byte numbers");
+        goto done;
     }
-    Py_ssize_t la = PyUnicode_GET_LENGTH(a), lb = PyUnicode_GET_LENGTH(b);
-    Py_UCS4 max_a = PyUnicode_MAX_CHAR_VALUE(a), max_b = PyUnicode_MAX_CHAR_VALUE(b);
-    PyObject *joined = PyUnicode_New(la + 1 + lb, max_a > max_b ? max_a : max_b);
-    if (joined == NULL)
-        return NULL;
-    if (PyUnicode_CopyCharacters(joined, 0, a, 0, la) < 0 || PyUnicode_WriteChar(joined, la, ' ') < 0
-        || PyUnicode_CopyCharacters(joined, la + 1, b, 0, lb) < 0) {
-        Py_DECREF(joined);
-        return NULL;
+    Py_ssize_t n = keys_b.len / 8;
+    int bits = 4;
+    while (((Py_ssize_t)1 << bits) < 2 * n) {
+        if (bits >= 40) {
+            PyErr_SetString(PyExc_ValueError, "pair_table: too many pairs");
+            goto done;
+        }
+        bits++;
     }
-    return joined;
+    Py_ssize_t cap = (Py_ssize_t)1 << bits;
+    result = PyBytes_FromStringAndSize(NULL, cap * 16);
+    if (result == NULL)
+        goto done;
+    uint64_t *slots = (uint64_t *)PyBytes_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < cap; i++) {
+        slots[2 * i] = PAIR_EMPTY;
+        slots[2 * i + 1] = 0;
+    }
+    const uint64_t *keys = (const uint64_t *)keys_b.buf;
+    const int64_t *values = (const int64_t *)values_b.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t key = keys[i];
+        if (key >> 63) {
+            PyErr_SetString(PyExc_ValueError, "pair_table: word ids must be below 2**31");
+            Py_CLEAR(result);
+            goto done;
+        }
+        uint64_t at = pair_slot(key, bits);
+        while (slots[2 * at] != PAIR_EMPTY && slots[2 * at] != key)
+            at = (at + 1) & (uint64_t)(cap - 1);
+        slots[2 * at] = key;
+        slots[2 * at + 1] = (uint64_t)values[i];
+    }
+done:
+    PyBuffer_Release(&keys_b);
+    PyBuffer_Release(&values_b);
+    return result;
+}
+
+/* The value of `key` in a pair table of `cap` slots, 0 when absent. */
+static int64_t
+pair_lookup(const uint64_t *slots, Py_ssize_t cap, int bits, uint64_t key)
+{
+    uint64_t at = pair_slot(key, bits);
+    for (Py_ssize_t probes = 0; probes < cap; probes++) {
+        uint64_t k = slots[2 * at];
+        if (k == key)
+            return (int64_t)slots[2 * at + 1];
+        if (k == PAIR_EMPTY)
+            return 0;
+        at = (at + 1) & (uint64_t)(cap - 1);
+    }
+    return 0;
 }
 
 PyDoc_STRVAR(lookup_entries_doc,
-"lookup_entries(parts, vocabulary, word_cache, word_entries, post_tokens=[])\n"
+"lookup_entries(parts, vocabulary, pairs, word_cache, word_entries, post_tokens=[])\n"
 "--\n\n"
 "Vocabulary index + 1 of every term of every segment, as `Model._entries`' Python loop finds\n"
 "them: per segment (words, extra tokens) of `features.segments_parts`, each word's cached\n"
-"entries (word_cache[word], packed int64 bytes; word_entries(word) computes and caches a\n"
-"missing one), then the word bigrams and the extra tokens that are terms; after every segment,\n"
-"the post-level tokens that are terms. Returns (entries, lengths) as int64 bytes: all entries,\n"
-"and how many each segment has (the post-level ones follow the segments' and are not counted).");
+"entries (word_cache[word]: packed int64 bytes, the word's id in the pair table or -1, then its\n"
+"entries; word_entries(word) computes and caches a missing one), then the word bigrams (looked\n"
+"up in pairs, a `pair_table`, by the two words' ids) and the extra tokens that are terms; after\n"
+"every segment, the post-level tokens that are terms. Returns (entries, lengths) as int64 bytes:\n"
+"all entries, and how many each segment has (the post-level ones follow the segments' and are\n"
+"not counted).");
 
 static PyObject *
 lookup_entries(PyObject *self, PyObject *args)
 {
     PyObject *parts, *vocab, *cache, *miss, *post_tokens = NULL;
     PyObject *part = NULL, *word = NULL, *packed = NULL; /* strong references while Python code may run */
-    Vec out = {0}, lengths = {0};
+    Py_buffer pairs_b = {0};
+    Vec out = {0}, lengths = {0}, ids = {0};
     PyObject *result = NULL;
 
-    if (!PyArg_ParseTuple(args, "O!O!O!O|O!", &PyList_Type, &parts, &PyDict_Type, &vocab, &PyDict_Type, &cache, &miss,
-                          &PyList_Type, &post_tokens))
+    if (!PyArg_ParseTuple(args, "O!O!y*O!O|O!", &PyList_Type, &parts, &PyDict_Type, &vocab, &pairs_b, &PyDict_Type,
+                          &cache, &miss, &PyList_Type, &post_tokens))
         return NULL;
+    Py_ssize_t cap = pairs_b.len / 16;
+    int bits = 0;
+    while (((Py_ssize_t)1 << bits) < cap)
+        bits++;
+    if (pairs_b.len % 16 || cap < 2 || ((Py_ssize_t)1 << bits) != cap) {
+        PyErr_SetString(PyExc_ValueError, "lookup_entries: pairs must be a pair_table");
+        goto done;
+    }
+    const uint64_t *slots = (const uint64_t *)pairs_b.buf;
     /* The word_entries callback runs Python code, which could change any list here: sizes are
      * read again on every pass and the items in use are held. */
     for (Py_ssize_t s = 0; s < PyList_GET_SIZE(parts); s++) {
@@ -551,9 +628,14 @@ lookup_entries(PyObject *self, PyObject *args)
         }
         PyObject *words = PyTuple_GET_ITEM(part, 0), *extra = PyTuple_GET_ITEM(part, 1);
         Py_ssize_t before = out.len;
+        ids.len = 0;
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++) {
             word = PyList_GET_ITEM(words, i);
             Py_INCREF(word);
+            if (!PyUnicode_Check(word)) {
+                PyErr_SetString(PyExc_TypeError, "lookup_entries: words must be str");
+                goto done;
+            }
             packed = PyDict_GetItemWithError(cache, word);
             if (packed != NULL) {
                 Py_INCREF(packed);
@@ -564,29 +646,36 @@ lookup_entries(PyObject *self, PyObject *args)
                 if (packed == NULL)
                     goto done;
             }
-            if (!PyBytes_Check(packed) || PyBytes_GET_SIZE(packed) % 8) {
-                PyErr_SetString(PyExc_TypeError, "lookup_entries: a word's entries must be packed int64 bytes");
+            if (!PyBytes_Check(packed) || PyBytes_GET_SIZE(packed) % 8 || PyBytes_GET_SIZE(packed) == 0) {
+                PyErr_SetString(PyExc_TypeError, "lookup_entries: a word's entries must be packed int64 bytes "
+                                                 "(its id, then its entries)");
                 goto done;
             }
-            Py_ssize_t n = PyBytes_GET_SIZE(packed) / 8;
-            if (vec_reserve(&out, n) < 0)
+            Py_ssize_t n = PyBytes_GET_SIZE(packed) / 8 - 1;
+            if (vec_reserve(&out, n) < 0 || vec_reserve(&ids, 1) < 0)
                 goto done;
+            int64_t id;
+            memcpy(&id, PyBytes_AS_STRING(packed), 8);
+            ids.data[ids.len++] = id;
             if (n)
-                memcpy(out.data + out.len, PyBytes_AS_STRING(packed), (size_t)n * 8);
+                memcpy(out.data + out.len, PyBytes_AS_STRING(packed) + 8, (size_t)n * 8);
             out.len += n;
             Py_CLEAR(packed);
             Py_CLEAR(word);
         }
-        /* word pairs and extra tokens: the lists' sizes are read again on every pass, and
-         * append_term holds each key, in case a str subclass runs Python code */
-        for (Py_ssize_t i = 0; i + 1 < PyList_GET_SIZE(words); i++) {
-            PyObject *pair = join_pair(PyList_GET_ITEM(words, i), PyList_GET_ITEM(words, i + 1));
-            if (pair == NULL)
+        /* word pairs by the ids just read (a word without an id is in no pair that is a term);
+         * extra tokens: the list's size is read again on every pass, and append_term holds each
+         * key, in case a str subclass runs Python code */
+        for (Py_ssize_t i = 0; i + 1 < ids.len; i++) {
+            int64_t a = ids.data[i], b = ids.data[i + 1];
+            if (a < 0 || b < 0 || a >= ((int64_t)1 << 31) || b >= ((int64_t)1 << 31))
+                continue;
+            int64_t v = pair_lookup(slots, cap, bits, (uint64_t)a << 32 | (uint64_t)b);
+            if (v == 0)
+                continue;
+            if (vec_reserve(&out, 1) < 0)
                 goto done;
-            int rc = append_term(&out, vocab, pair);
-            Py_DECREF(pair);
-            if (rc < 0)
-                goto done;
+            out.data[out.len++] = v;
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(extra); i++) {
             if (append_term(&out, vocab, PyList_GET_ITEM(extra, i)) < 0)
@@ -611,6 +700,8 @@ done:
     Py_XDECREF(part);
     PyMem_Free(out.data);
     PyMem_Free(lengths.data);
+    PyMem_Free(ids.data);
+    PyBuffer_Release(&pairs_b);
     return result;
 }
 
@@ -1402,6 +1493,7 @@ has_run(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"words", words, METH_O, words_doc},
     {"lookup_entries", lookup_entries, METH_VARARGS, lookup_entries_doc},
+    {"pair_table", pair_table, METH_VARARGS, pair_table_doc},
     {"count_logits", count_logits, METH_VARARGS, count_logits_doc},
     {"reason_terms", reason_terms, METH_VARARGS, reason_terms_doc},
     {"combine", combine, METH_VARARGS, combine_doc},

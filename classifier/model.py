@@ -38,7 +38,7 @@ try:
 except ImportError:  # installed without a C compiler: the numpy path does the same work
     _fastcount = None
 if _fastcount is not None and not all(hasattr(_fastcount, step) for step in (
-        "lookup_entries", "count_logits", "combine", "reason_terms")):
+        "lookup_entries", "pair_table", "count_logits", "combine", "reason_terms")):
     _fastcount = None  # built from an older _fastcount.c: the numpy path until `pip install -e .` rebuilds it
 
 #: True when scoring uses the compiled counting step (GET /v1/model says so).
@@ -118,6 +118,8 @@ class Model:
         self._feature_names = None
         self._term_list = None
         self._word_cache: dict[str, bytes] = {}
+        self._pairs: bytes | None = None  # the compiled step's bigram table, built on first use
+        self._word_ids: dict[str, int] = {}
         # `_Counts.from_entries` packs (row, vocabulary index + 1) into one int64 key: the index
         # takes the low bits.
         self._row_shift = len(self.vocabulary_).bit_length()
@@ -126,7 +128,7 @@ class Model:
         state = self.__dict__.copy()
         for derived in ("vocabulary_", "table_", "weights_", "category_weights_", "bias_", "combiner_coef_",
                         "combiner_bias_", "_combiner_lists", "_alphas", "_order", "_category_index", "_feature_names",
-                        "_term_list", "_word_cache", "_row_shift", "categories"):
+                        "_term_list", "_word_cache", "_pairs", "_word_ids", "_row_shift", "categories"):
             state.pop(derived, None)
         return state
 
@@ -220,7 +222,7 @@ class Model:
             segs = features.segments(post)
             parts = features.segments_parts([seg.text for seg in segs])
             entries, lengths = _fastcount.lookup_entries(
-                parts, self.vocabulary_, self._word_cache, self._word_entries,
+                parts, self.vocabulary_, self._pairs or self._pair_table(), self._word_cache, self._word_entries,
                 features.post_level_tokens(segs, [extra for _, extra in parts]))
             rows, *arrays = _fastcount.count_logits(entries, lengths, len(segs), self.table_,
                                                     self.category_weights_, self.bias_)
@@ -236,12 +238,37 @@ class Model:
         return segs, counts, self._logits(counts)
 
     def _word_entries(self, word: str) -> bytes:
-        """Vocabulary index + 1 of a word's terms (itself, its character n-grams) as packed int64,
-        kept in the word cache while it has room."""
-        packed = array("q", filter(None, map(self.vocabulary_.get, features.word_terms(word)))).tobytes()
+        """The word's id in the bigram table (-1: in no bigram that is a term), then the vocabulary
+        index + 1 of its terms (itself, its character n-grams), as packed int64; kept in the word
+        cache while it has room."""
+        if self._pairs is None and _fastcount is not None:
+            self._pair_table()
+        packed = array("q", (self._word_ids.get(word, -1),))
+        packed.extend(filter(None, map(self.vocabulary_.get, features.word_terms(word))))
+        packed = packed.tobytes()
         if len(self._word_cache) < _WORD_CACHE_LIMIT:
             self._word_cache[word] = packed
         return packed
+
+    def _pair_table(self) -> bytes:
+        """The compiled step's table of word bigrams that are terms, keyed by the two words' ids.
+
+        Scoring's words hold no space and no ":", so "a b" is a term exactly when the table holds
+        (id of a, id of b): it has every term with exactly one space but the character n-grams
+        (which start with "c:" and carry spaces of padding). Built once per model (0.1 s), in the master
+        before gunicorn forks (service/wsgi.py scores a post at start).
+        """
+        ids: dict[str, int] = {}
+        keys, values = array("Q"), array("q")
+        for term, index in self.vocabulary_.items():
+            if term.count(" ") == 1 and not term.startswith("c:"):
+                first, _, second = term.partition(" ")
+                keys.append(ids.setdefault(first, len(ids)) << 32 | ids.setdefault(second, len(ids)))
+                values.append(index)
+        self._word_ids = ids
+        self._word_cache.clear()  # entries cached before the ids existed lack them
+        self._pairs = _fastcount.pair_table(keys, values)
+        return self._pairs
 
     def _entries(self, post: Post) -> tuple[list[features.Segment], array, array, int]:
         """Segments, and vocabulary index + 1 of every token: each segment's (lengths given), then
@@ -263,7 +290,7 @@ class Model:
             before = len(flat)
             for w in ws:
                 packed = cache.get(w)
-                flat.frombytes(self._word_entries(w) if packed is None else packed)
+                flat.frombytes(memoryview(self._word_entries(w) if packed is None else packed)[8:])  # past the id
             flat.extend(filter(None, map(vocab.get, map(" ".join, zip(ws, ws[1:])))))
             flat.extend(filter(None, map(vocab.get, extra)))
             lengths.append(len(flat) - before)

@@ -82,13 +82,13 @@ def test_compiled_lookup_finds_the_same_entries_as_the_python_loop(tiny_model):
         for post in POSTS + [odd]:
             segs, entries, lengths, n_seg_entries = model._entries(post)
             parts = features.segments_parts([seg.text for seg in segs])
-            got, got_lengths = model_module._fastcount.lookup_entries(parts, model.vocabulary_, model._word_cache,
-                                                                      model._word_entries)
+            got, got_lengths = model_module._fastcount.lookup_entries(parts, model.vocabulary_, model._pair_table(),
+                                                                      model._word_cache, model._word_entries)
             assert array("q", got).tolist() == entries[:n_seg_entries].tolist()
             assert array("q", got_lengths).tolist() == lengths.tolist()
             post_level = features.post_level_tokens(segs, [extra for _, extra in parts])
-            got, _ = model_module._fastcount.lookup_entries(parts, model.vocabulary_, model._word_cache,
-                                                            model._word_entries, post_level)
+            got, _ = model_module._fastcount.lookup_entries(parts, model.vocabulary_, model._pair_table(),
+                                                            model._word_cache, model._word_entries, post_level)
             assert array("q", got).tolist() == entries.tolist()
 
 
@@ -100,14 +100,18 @@ def test_compiled_lookup_finds_the_same_entries_as_the_python_loop(tiny_model):
 ])
 def test_lookup_entries_refuses_malformed_parts(tiny_model, parts, error):
     with pytest.raises(error):
-        model_module._fastcount.lookup_entries(parts, tiny_model.vocabulary_, {}, tiny_model._word_entries)
+        model_module._fastcount.lookup_entries(parts, tiny_model.vocabulary_, tiny_model._pair_table(), {},
+                                               tiny_model._word_entries)
 
 
 @compiled_only
 def test_a_word_cache_entry_that_is_not_packed_bytes_is_refused(tiny_model):
     with pytest.raises(TypeError, match="packed int64"):
-        model_module._fastcount.lookup_entries([(["word"], [])], tiny_model.vocabulary_, {"word": b"123"},
-                                               tiny_model._word_entries)
+        model_module._fastcount.lookup_entries([(["word"], [])], tiny_model.vocabulary_, tiny_model._pair_table(),
+                                               {"word": b"123"}, tiny_model._word_entries)
+    with pytest.raises(TypeError, match="packed int64"):  # not even the id
+        model_module._fastcount.lookup_entries([(["word"], [])], tiny_model.vocabulary_, tiny_model._pair_table(),
+                                               {"word": b""}, tiny_model._word_entries)
 
 
 @compiled_only
@@ -225,9 +229,10 @@ def test_a_word_callback_that_changes_the_words_does_not_crash(tiny_model):
 
     def shrinking(word):
         words.clear()
-        return b""
+        return array("q", [-1]).tobytes()
 
-    entries, lengths = model_module._fastcount.lookup_entries([(words, [])], tiny_model.vocabulary_, {}, shrinking)
+    entries, lengths = model_module._fastcount.lookup_entries([(words, [])], tiny_model.vocabulary_,
+                                                              tiny_model._pair_table(), {}, shrinking)
     assert entries == b"" and array("q", lengths).tolist() == [0]
 
 
@@ -412,8 +417,8 @@ def test_a_str_subclass_that_mutates_the_tokens_during_look_up_does_not_crash(ti
 
     term = next(iter(tiny_model.vocabulary_))
     tokens.extend([Sly(term), Sly(term)])
-    entries, _ = model_module._fastcount.lookup_entries([], tiny_model.vocabulary_, {}, tiny_model._word_entries,
-                                                        tokens)
+    entries, _ = model_module._fastcount.lookup_entries([], tiny_model.vocabulary_, tiny_model._pair_table(), {},
+                                                        tiny_model._word_entries, tokens)
     assert array("q", entries).tolist() == [tiny_model.vocabulary_[term]]
 
 
@@ -500,3 +505,42 @@ def test_has_run_finds_every_run_of_n_equal_characters():
     assert runs > 500
     with pytest.raises(ValueError):
         _fastcount.has_run("aaa", 0)
+
+
+@compiled_only
+def test_word_pairs_are_found_by_id_exactly_where_the_joined_pair_is_a_term(tiny_model):
+    """Every bigram term is found through the pair table, and no pair that is not a term: the
+    words of the vocabulary's bigrams, recombined, against the dict look-up of "a b"."""
+    import itertools
+    import random
+
+    model = numpy_twin(tiny_model)
+    pairs = model._pair_table()
+    bigrams = [t.split(" ") for t in model.vocabulary_ if t.count(" ") == 1 and not t.startswith("c:")]
+    assert len(bigrams) > 100
+    vocab_words = sorted({w for pair in bigrams for w in pair})
+    rng = random.Random(3)
+    # scoring's words (features.words) never hold a space or a ":", so never start a "c:" n-gram
+    words = [w for pair in bigrams for w in pair] + rng.sample(vocab_words, min(300, len(vocab_words))) + ["zzqx"]
+    rng.shuffle(words)
+    got, _ = model_module._fastcount.lookup_entries([(words, [])], model.vocabulary_, pairs, model._word_cache,
+                                                    model._word_entries)
+    expected = array("q")
+    for w in words:
+        expected.frombytes(model._word_cache[w][8:])
+    expected.extend(filter(None, map(model.vocabulary_.get, map(" ".join, itertools.pairwise(words)))))
+    assert array("q", got).tolist() == expected.tolist()
+    assert sum(map(model.vocabulary_.__contains__, map(" ".join, itertools.pairwise(words)))) > 10
+
+
+@compiled_only
+def test_pair_table_refuses_what_it_cannot_hold(tiny_model):
+    from classifier import _fastcount
+
+    with pytest.raises(ValueError):
+        _fastcount.pair_table(array("Q", [1]).tobytes(), b"")
+    with pytest.raises(ValueError):
+        _fastcount.pair_table(array("Q", [1 << 63]).tobytes(), array("q", [1]).tobytes())
+    assert len(_fastcount.pair_table(b"", b"")) == 16 * 16  # empty, and never full
+    with pytest.raises(ValueError, match="pair_table"):
+        _fastcount.lookup_entries([(["a"], [])], tiny_model.vocabulary_, b"x" * 48, {}, tiny_model._word_entries)
