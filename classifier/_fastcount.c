@@ -33,6 +33,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+static inline int
+isalpha_ascii(Py_UCS1 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline int
+isalnum_ascii(Py_UCS1 c)
+{
+    return isalpha_ascii(c) || (c >= '0' && c <= '9');
+}
+
 #define RADIX_BITS 11
 #define RADIX_SIZE (1 << RADIX_BITS)
 #define SMALL_RADIX_BITS 8
@@ -705,6 +717,83 @@ done:
     return result;
 }
 
+/* The loop of `words`: words of text[0:n] appended to `out`, built in `buf` (room for n
+ * characters). READ(i) reads character i; ALNUM and DECIMAL classify it as str.isalnum() and
+ * str.isdecimal() do; MAKE(len) makes the str of buf[0:len]. */
+#define COLLECT_WORDS(READ, ALNUM, DECIMAL, MAKE)                                                      \
+    do {                                                                                             \
+        Py_ssize_t i = 0;                                                                            \
+        while (i < n) {                                                                              \
+            if (!ALNUM(READ(i))) {                                                                   \
+                i++;                                                                                 \
+                continue;                                                                            \
+            }                                                                                        \
+            Py_ssize_t len = 0;                                                                      \
+            int in_digits = 0; /* the last character written is a folded digit run */               \
+            for (;;) {                                                                               \
+                Py_UCS4 c;                                                                           \
+                while (i < n && ALNUM(c = READ(i))) {                                                \
+                    if (DECIMAL(c)) {                                                                \
+                        if (!in_digits)                                                              \
+                            buf[len++] = '0';                                                        \
+                        in_digits = 1;                                                               \
+                    } else {                                                                         \
+                        buf[len++] = c;                                                              \
+                        in_digits = 0;                                                               \
+                    }                                                                                \
+                    i++;                                                                             \
+                }                                                                                    \
+                /* an apostrophe continues the word only when a word character follows it */      \
+                if (i + 1 < n && READ(i) == '\'' && ALNUM(READ(i + 1))) {                           \
+                    buf[len++] = '\'';                                                               \
+                    in_digits = 0;                                                                   \
+                    i++;                                                                             \
+                    continue;                                                                        \
+                }                                                                                    \
+                break;                                                                               \
+            }                                                                                        \
+            PyObject *word = MAKE(len);                                                              \
+            if (word == NULL || PyList_Append(out, word) < 0) {                                      \
+                Py_XDECREF(word);                                                                    \
+                return -1;                                                                           \
+            }                                                                                        \
+            Py_DECREF(word);                                                                         \
+        }                                                                                            \
+        return 0;                                                                                    \
+    } while (0)
+
+static inline int
+alnum_1(Py_UCS4 c)
+{
+    return c < 128 ? isalnum_ascii((Py_UCS1)c) : Py_UNICODE_ISALNUM(c);
+}
+
+static inline int
+decimal_1(Py_UCS4 c)
+{
+    return c < 128 ? (c >= '0' && c <= '9') : Py_UNICODE_ISDECIMAL(c);
+}
+
+static int
+collect_words_1(const Py_UCS1 *s, Py_ssize_t n, Py_UCS1 *buf, PyObject *out)
+{
+#define READ_1(i) ((Py_UCS4)s[(i)])
+#define MAKE_1(len) PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, buf, (len))
+    COLLECT_WORDS(READ_1, alnum_1, decimal_1, MAKE_1);
+#undef READ_1
+#undef MAKE_1
+}
+
+static int
+collect_words_4(int kind, const void *data, Py_ssize_t n, Py_UCS4 *buf, PyObject *out)
+{
+#define READ_4(i) PyUnicode_READ(kind, data, (i))
+#define MAKE_4(len) PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, (len))
+    COLLECT_WORDS(READ_4, Py_UNICODE_ISALNUM, Py_UNICODE_ISDECIMAL, MAKE_4);
+#undef READ_4
+#undef MAKE_4
+}
+
 PyDoc_STRVAR(words_doc,
 "words(lowered)\n"
 "--\n\n"
@@ -732,48 +821,20 @@ words(PyObject *self, PyObject *text)
         PyMem_Free(buf);
         return PyErr_NoMemory();
     }
-    Py_ssize_t i = 0;
-    while (i < n) {
-        if (!Py_UNICODE_ISALNUM(PyUnicode_READ(kind, data, i))) {
-            i++;
-            continue;
-        }
-        Py_ssize_t len = 0;
-        int in_digits = 0; /* the last character written is a folded digit run */
-        for (;;) {
-            Py_UCS4 c;
-            while (i < n && Py_UNICODE_ISALNUM(c = PyUnicode_READ(kind, data, i))) {
-                if (Py_UNICODE_ISDECIMAL(c)) {
-                    if (!in_digits)
-                        buf[len++] = '0';
-                    in_digits = 1;
-                } else {
-                    buf[len++] = c;
-                    in_digits = 0;
-                }
-                i++;
-            }
-            /* an apostrophe continues the word only when a word character follows it */
-            if (i + 1 < n && PyUnicode_READ(kind, data, i) == '\''
-                && Py_UNICODE_ISALNUM(PyUnicode_READ(kind, data, i + 1))) {
-                buf[len++] = '\'';
-                in_digits = 0;
-                i++;
-                continue;
-            }
-            break;
-        }
-        PyObject *word = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, len);
-        if (word == NULL || PyList_Append(out, word) < 0) {
-            Py_XDECREF(word);
-            Py_DECREF(out);
-            PyMem_Free(buf);
-            return NULL;
-        }
-        Py_DECREF(word);
+    /* Latin-1 text (most posts) is read and its words are built one byte a character: the
+     * four-byte path costs a conversion of every word */
+    if (kind == PyUnicode_1BYTE_KIND) {
+        if (collect_words_1(data, n, (Py_UCS1 *)buf, out) < 0)
+            goto fail;
+    } else if (collect_words_4(kind, data, n, buf, out) < 0) {
+        goto fail;
     }
     PyMem_Free(buf);
     return out;
+fail:
+    Py_DECREF(out);
+    PyMem_Free(buf);
+    return NULL;
 }
 
 /* The first `n` floats of rows[r] (a list), or -1 with a TypeError/ValueError. */
@@ -1220,18 +1281,6 @@ done:
     PyMem_Free(nd.next);
     PyMem_Free(found);
     return result;
-}
-
-static inline int
-isalpha_ascii(Py_UCS1 c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static inline int
-isalnum_ascii(Py_UCS1 c)
-{
-    return isalpha_ascii(c) || (c >= '0' && c <= '9');
 }
 
 PyDoc_STRVAR(plain_normalise_doc,

@@ -311,6 +311,22 @@ def test_compiled_words_equal_the_regex_words_on_random_unicode():
         assert features.words(text) == features.regex_words(text), repr(text)
 
 
+@compiled_only
+def test_compiled_words_equal_the_regex_words_on_random_latin1():
+    """Latin-1 text takes the one-byte path: every character below 256, letters, digits,
+    superscripts (not decimal) and apostrophes often."""
+    import random
+
+    from classifier import features
+
+    rng = random.Random(8)
+    common = "aZ09' \n-.\u00aa\u00b2\u00b5\u00ba\u00bc\u00df\u00e9\u00ff\u00a0\u00ad"
+    for _ in range(6000):
+        text = "".join(rng.choice(common) if rng.random() < 0.6 else chr(rng.randint(0, 255))
+                       for _ in range(rng.randint(0, 60)))
+        assert features.words(text) == features.regex_words(text), repr(text)
+
+
 TOKEN_EDGE_CASES = WORD_EDGE_CASES + [
     "see https://x.org/a b", "a: b c d", "... --- !!!", "one two three", "one two", "x\x1cy\x1fz\x85w\u3000v",
     "e.g. fig. 3 a b", "_ __ ___ a b c", "\u00a0a\u2028b\u2029c\x0bd\x0ce",
