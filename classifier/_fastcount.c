@@ -6,7 +6,7 @@
  *   bigrams from a compact table of word-id pairs (pair_table);
  * - count_logits: sparse counts, TF-IDF and logits of every sentence and of the whole post (what
  *   `_Counts.from_entries` and `Model._logits` do in about thirty numpy calls);
- * - reason_terms: each whole-post term's contribution to the label and the reason candidates;
+ * - reason_terms: each whole-post term's contribution to the label, and the reasons ranked;
  * - combine: the combiner's inputs and probabilities, and the highlighted sentences;
  * - count_tokens, has_clean_words: token counts of `str.split()` without making the tokens;
  * - has_run: whether a character repeats n times in a row (the gate before a costly regex);
@@ -330,13 +330,29 @@ compare_positions(const void *a, const void *b)
 }
 
 PyDoc_STRVAR(reason_terms_doc,
-"reason_terms(rows, idx, x, w, n_whole, n_segs, best, alpha, k)\n"
+"reason_terms(rows, idx, x, w, n_whole, n_segs, best, alpha, k, names, extras)\n"
 "--\n\n"
-"Each whole-post term's exact contribution to the label's log-odds, and the candidates for\n"
-"reasons: the k largest contributions, and the k smallest too when fewer than k of those are\n"
-"positive. rows, idx, x, w are `count_logits`'s outputs; alpha is the combiner's six weights of\n"
-"the label minus the reference. Returns [(vocabulary index, contribution), ...] by position in\n"
-"the whole-post row, the arithmetic of `Model._reasons`' numpy path step for step.");
+"The reasons of one post: each whole-post term's exact contribution to the label's log-odds,\n"
+"the candidates (the k largest contributions, and the k smallest too when fewer than k of those\n"
+"are positive, by position in the whole-post row) named by names[vocabulary index], then the\n"
+"(name, contribution) pairs of extras; without zeros, positive ones first, each part by size,\n"
+"ties in that order; the first k as (name, contribution) pairs. rows, idx, x, w are\n"
+"`count_logits`'s outputs; alpha is the combiner's six weights of the label minus the\n"
+"reference. The arithmetic and the order are `Model._reasons`' numpy path's, step for step.");
+
+/* A reason while ranking: name (borrowed) and contribution. */
+typedef struct {
+    PyObject *name;
+    double value;
+} Ranked;
+
+/* Whether `a` goes before `b` in the reasons: positive first, then the larger size. */
+static inline int
+ranks_before(const Ranked *a, const Ranked *b)
+{
+    int pa = a->value > 0, pb = b->value > 0;
+    return pa != pb ? pa : fabs(a->value) > fabs(b->value);
+}
 
 static PyObject *
 reason_terms(PyObject *self, PyObject *args)
@@ -347,8 +363,10 @@ reason_terms(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     double *values = NULL, *best_v = NULL;
 
-    if (!PyArg_ParseTuple(args, "y*y*y*y*nnn(dddddd)n", &rows_b, &idx_b, &x_b, &w_b, &n_whole, &n_segs, &best,
-                          &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &k))
+    PyObject *names, *extras;
+    Ranked *ranked = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*nnn(dddddd)nO!O!", &rows_b, &idx_b, &x_b, &w_b, &n_whole, &n_segs, &best,
+                          &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &k, &PyList_Type, &names, &PyList_Type, &extras))
         return NULL;
     Py_ssize_t m = idx_b.len / 8;
     if (idx_b.len % 8 || rows_b.len != m * 8 || x_b.len != m * 8 || w_b.len / 24 != m || w_b.len % 24
@@ -384,6 +402,11 @@ reason_terms(PyObject *self, PyObject *args)
              * the terms ascend, so the search gallops on from the previous one */
             if (i == 0 || rows[i] != rows[i - 1] || idx[i] < idx[i - 1])
                 from = 0;
+            /* a few steps on first: the next term is mostly near (a binary search's branches
+             * mispredict), then gallop, so a long sentence in a long post stays logarithmic */
+            Py_ssize_t near = from + 8 < n_whole ? from + 8 : n_whole;
+            while (from < near && whole_idx[from] < idx[i])
+                from++;
             Py_ssize_t step = 1, lo = from, hi = from;
             while (hi < n_whole && whole_idx[hi] < idx[i]) {
                 lo = hi + 1;
@@ -440,11 +463,48 @@ reason_terms(PyObject *self, PyObject *args)
         }
     }
     qsort(picked, (size_t)n_picked, sizeof(Py_ssize_t), compare_positions);
-    result = PyList_New(n_picked);
+    /* candidates by position, then the extras; zeros dropped; a stable insertion sort */
+    Py_ssize_t n_extras = PyList_GET_SIZE(extras), n_ranked = 0;
+    ranked = PyMem_Malloc((size_t)(n_picked + n_extras + 1) * sizeof(Ranked));
+    if (ranked == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_picked + n_extras; i++) {
+        Ranked r;
+        if (i < n_picked) {
+            int64_t term = whole_idx[picked[i]];
+            if (term < 0 || term >= PyList_GET_SIZE(names)) {
+                PyErr_SetString(PyExc_ValueError, "reason_terms: a term has no name");
+                goto done;
+            }
+            r.name = PyList_GET_ITEM(names, term);
+            r.value = values[picked[i]];
+        } else {
+            PyObject *pair = PyList_GET_ITEM(extras, i - n_picked);
+            if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyFloat_Check(PyTuple_GET_ITEM(pair, 1))) {
+                PyErr_SetString(PyExc_TypeError, "reason_terms: extras must be (name, float) pairs");
+                goto done;
+            }
+            r.name = PyTuple_GET_ITEM(pair, 0);
+            r.value = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(pair, 1));
+        }
+        if (r.value == 0.0)
+            continue;
+        Py_ssize_t j = n_ranked++;
+        while (j > 0 && ranks_before(&r, &ranked[j - 1])) {
+            ranked[j] = ranked[j - 1];
+            j--;
+        }
+        ranked[j] = r;
+    }
+    if (n_ranked > wanted)
+        n_ranked = wanted;
+    result = PyList_New(n_ranked);
     if (result == NULL)
         goto done;
-    for (Py_ssize_t i = 0; i < n_picked; i++) {
-        PyObject *pair = Py_BuildValue("(Ld)", (long long)whole_idx[picked[i]], values[picked[i]]);
+    for (Py_ssize_t i = 0; i < n_ranked; i++) {
+        PyObject *pair = Py_BuildValue("(Od)", ranked[i].name, ranked[i].value);
         if (pair == NULL) {
             Py_CLEAR(result);
             goto done;
@@ -453,6 +513,7 @@ reason_terms(PyObject *self, PyObject *args)
     }
 
 done:
+    PyMem_Free(ranked);
     PyMem_Free(values);
     PyMem_Free(best_v);
     PyBuffer_Release(&rows_b);
@@ -1565,5 +1626,9 @@ PyInit__fastcount(void)
 {
     for (int c = 1; c < LOG_TABLE; c++)
         log_table[c] = log((double)c);
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    /* the interface version: classifier/compiled.py uses no build of another one */
+    if (m != NULL && PyModule_AddIntConstant(m, "VERSION", 2) < 0)
+        Py_CLEAR(m);
+    return m;
 }

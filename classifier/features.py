@@ -22,19 +22,16 @@ from operator import methodcaller
 from typing import NamedTuple
 
 from . import text as _text
+from .compiled import fastcount as _fastcount
 from .types import Post
 
-try:  # compiled twins of `regex_words`, `split_count`, `has_clean_words` and `promo_candidates`,
-    # and the gate `has_run`
-    # (classifier/_fastcount.c)
-    from ._fastcount import count_tokens as _compiled_split_count
-    from ._fastcount import has_clean_words as _compiled_has_clean_words
-    from ._fastcount import has_run as _compiled_has_run
-    from ._fastcount import promo_candidates as _compiled_promo_candidates
-    from ._fastcount import words as _compiled_words
-except ImportError:  # installed without a C compiler
-    _compiled_words = _compiled_split_count = _compiled_has_clean_words = _compiled_promo_candidates = None
-    _compiled_has_run = None
+# Compiled twins of `regex_words`, `split_count`, `has_clean_words` and `promo_candidates`, and the
+# gate `has_run` (classifier/_fastcount.c); None where the compiled step is not built.
+_compiled_words = _fastcount.words if _fastcount else None
+_compiled_split_count = _fastcount.count_tokens if _fastcount else None
+_compiled_has_clean_words = _fastcount.has_clean_words if _fastcount else None
+_compiled_promo_candidates = _fastcount.promo_candidates if _fastcount else None
+_compiled_has_run = _fastcount.has_run if _fastcount else None
 
 #: Bump when tokenisation changes: models saved with another value are refused.
 FEATURES_VERSION = "3"

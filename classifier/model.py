@@ -29,17 +29,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from . import features
+from .compiled import fastcount as _fastcount  # None: the numpy path does the same work
 from .decision import Thresholds, decide
 from .errors import NotFittedError
 from .types import LABELS, Highlight, Post, Reason, Scored
-
-try:
-    from . import _fastcount
-except ImportError:  # installed without a C compiler: the numpy path does the same work
-    _fastcount = None
-if _fastcount is not None and not all(hasattr(_fastcount, step) for step in (
-        "lookup_entries", "pair_table", "count_logits", "combine", "reason_terms")):
-    _fastcount = None  # built from an older _fastcount.c: the numpy path until `pip install -e .` rebuilds it
 
 #: True when scoring uses the compiled counting step (GET /v1/model says so).
 COMPILED = _fastcount is not None
@@ -406,19 +399,18 @@ class Model:
         """
         ref = SPAM if label_index == OK else OK
         alpha = self._alphas[label_index][ref]
-        if isinstance(counts, _CompiledCounts):  # the compiled step also picks the candidates
-            names = self._term_names()
-            ranked = [(names[i], v) for i, v in _fastcount.reason_terms(
-                counts.rows, counts.idx, counts.x, counts.w, counts.n_whole, counts.n_rows - 1, best, alpha,
-                MAX_REASONS)]
-        else:
-            ranked = self._reason_terms(counts, alpha, best)
-        ranked.append(("sentence count", alpha[3] * float(phi[3])))
+        extras = [("sentence count", alpha[3] * float(phi[3]))]
         if phi[4]:
-            ranked.append((f"category mismatch ({post.category})", alpha[4] * float(phi[4])))
-        ranked = [kv for kv in ranked if kv[1] != 0.0]
-        ranked.sort(key=lambda kv: (kv[1] <= 0, -abs(kv[1])))
-        return tuple(starmap(Reason, ranked[:MAX_REASONS]))
+            extras.append((f"category mismatch ({post.category})", alpha[4] * float(phi[4])))
+        if isinstance(counts, _CompiledCounts):  # the compiled step also names and ranks them
+            ranked = _fastcount.reason_terms(counts.rows, counts.idx, counts.x, counts.w, counts.n_whole,
+                                             counts.n_rows - 1, best, alpha, MAX_REASONS, self._term_names(), extras)
+        else:
+            ranked = self._reason_terms(counts, alpha, best) + extras
+            ranked = [kv for kv in ranked if kv[1] != 0.0]
+            ranked.sort(key=lambda kv: (kv[1] <= 0, -abs(kv[1])))
+            del ranked[MAX_REASONS:]
+        return tuple(starmap(Reason, ranked))
 
     def _reason_terms(self, counts: "_Counts", alpha: list[float], best: int) -> list[tuple[str, float]]:
         """Candidate terms for reasons and their contributions, numpy path (see `_fastcount.reason_terms`)."""

@@ -14,11 +14,11 @@ import re
 import unicodedata
 from bisect import bisect_right
 
-try:  # compiled answers for plain ASCII text (classifier/_fastcount.c); other text goes the Python way
-    from ._fastcount import may_hold_links as _compiled_may_hold_links
-    from ._fastcount import plain_normalise as _compiled_plain_normalise
-except ImportError:  # installed without a C compiler
-    _compiled_may_hold_links = _compiled_plain_normalise = None
+from .compiled import fastcount as _fastcount
+
+# Compiled answers for plain ASCII text (classifier/_fastcount.c); other text goes the Python way.
+_compiled_may_hold_links = _fastcount.may_hold_links if _fastcount else None
+_compiled_plain_normalise = _fastcount.plain_normalise if _fastcount else None
 
 __all__ = [
     "strip_html",

@@ -218,7 +218,14 @@ def test_reason_terms_refuses_inconsistent_input(tiny_model):
     _, counts, _ = tiny_model._score_parts(POSTS[0])
     with pytest.raises(ValueError, match="sizes do not fit"):
         model_module._fastcount.reason_terms(counts.rows[:-8], counts.idx, counts.x, counts.w, counts.n_whole,
-                                             counts.n_rows - 1, -1, (1.0,) * 6, 10)
+                                             counts.n_rows - 1, -1, (1.0,) * 6, 10, tiny_model._term_names(), [])
+    with pytest.raises(ValueError, match="no name"):
+        model_module._fastcount.reason_terms(counts.rows, counts.idx, counts.x, counts.w, counts.n_whole,
+                                             counts.n_rows - 1, -1, (1.0,) * 6, 10, [], [])
+    with pytest.raises(TypeError, match="extras"):
+        model_module._fastcount.reason_terms(counts.rows, counts.idx, counts.x, counts.w, counts.n_whole,
+                                             counts.n_rows - 1, -1, (1.0,) * 6, 10, tiny_model._term_names(),
+                                             [("sentence count", 1)])
 
 
 @compiled_only
@@ -269,15 +276,25 @@ def test_without_the_compiled_step_scoring_falls_back_to_numpy(default_models_di
     assert label == "spam" and decision in ("review", "block") and int(n_reasons) > 0
 
 
-def test_a_build_from_an_older_c_file_is_not_used(default_models_dir):
-    """A module built before `combine` existed: scoring takes the numpy path instead of failing."""
+@pytest.mark.parametrize("version", ["", "old.VERSION = 1\n"])
+def test_a_build_from_another_c_file_is_not_used(default_models_dir, version):
+    """A module built from an older C file (without VERSION, or another one): scoring takes the
+    Python and numpy path instead of calling functions whose signatures changed."""
     out = score_without_the_compiled_step(default_models_dir, (
         "old = types.ModuleType('classifier._fastcount')\n"
         "old.words = lambda text: []\n"  # what an old build has, minus the newer steps
+        f"{version}"
         "sys.modules['classifier._fastcount'] = old\n"
-        "from classifier import features\n"
-        "assert features._compiled_words is None"))
+        "from classifier import features, text\n"
+        "assert features._compiled_words is None and text._compiled_plain_normalise is None"))
     assert out.split()[0] == "spam"
+
+
+def test_the_built_module_has_the_interface_this_code_calls():
+    from classifier import compiled
+
+    if model_module.COMPILED:
+        assert compiled.fastcount.VERSION == compiled.INTERFACE
 
 
 WORD_EDGE_CASES = [
