@@ -2,8 +2,8 @@
  * Optional compiled steps of postsieve's scoring fast path:
  *
  * - words: the word splitting of `features.words` (two regex passes in Python);
- * - lookup_entries: the vocabulary indices of every term of a post (`Model._entries`' loop), word
- *   bigrams from a compact table of word-id pairs (pair_table);
+ * - lookup_entries: the vocabulary indices of every term of a post (`Model._entries`' loop), words
+ *   through a WordCache, word bigrams from a compact table of word-id pairs (pair_table);
  * - count_logits: sparse counts, TF-IDF and logits of every sentence and of the whole post (what
  *   `_Counts.from_entries` and `Model._logits` do in about thirty numpy calls);
  * - reason_terms: each whole-post term's contribution to the label, and the reasons ranked;
@@ -44,6 +44,13 @@ isalnum_ascii(Py_UCS1 c)
 {
     return isalpha_ascii(c) || (c >= '0' && c <= '9');
 }
+
+/* A hint to fetch a cache line that is read soon (no effect where the compiler has no builtin). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)0)
+#endif
 
 #define RADIX_BITS 11
 #define RADIX_SIZE (1 << RADIX_BITS)
@@ -159,6 +166,18 @@ count_logits(PyObject *self, PyObject *args)
             goto done;
         }
         n_seg_entries += seg_len[s];
+    }
+
+    /* Every term's weights are needed below, after the sort: ask for their cache lines now, so
+     * the memory fetches overlap each other and the sort instead of stalling one by one (in a
+     * server, between requests, the rows are rarely still cached). */
+    for (Py_ssize_t i = 0; i < n_entries; i++) {
+        int64_t j = ent[i] - 1;
+        if (j < 0 || j >= n_terms)
+            continue; /* refused below */
+        PREFETCH(tab + j * 4);
+        if (k)
+            PREFETCH(cw + j * k);
     }
 
     /* keys: row << shift | (index + 1), as `_Counts.from_entries` packs them */
@@ -656,17 +675,236 @@ pair_lookup(const uint64_t *slots, Py_ssize_t cap, int bits, uint64_t key)
     return 0;
 }
 
+/* WordCache: str -> bytes, open addressing on the str's own hash, slots in one array.
+ *
+ * The word cache is read for every word of every post. A dict look-up is a chain of dependent
+ * memory reads (index, entry, key, value); in a server, between requests, they come from main
+ * memory one after another. Here `lookup_entries` first asks for every word's slot, then for
+ * every slot's key and value, and only then compares and copies, so the reads of one sentence's
+ * words overlap (`word_slots`). */
+typedef struct {
+    Py_hash_t hash;
+    PyObject *key;   /* str, or NULL for an empty slot */
+    PyObject *value; /* bytes */
+} WordSlot;
+
+typedef struct {
+    PyObject_HEAD
+    WordSlot *slots;
+    Py_ssize_t cap, used; /* cap: a power of two, at least twice `used` */
+} WordCacheObject;
+
+static void
+word_cache_dealloc(WordCacheObject *self)
+{
+    for (Py_ssize_t i = 0; i < self->cap; i++) {
+        Py_XDECREF(self->slots[i].key);
+        Py_XDECREF(self->slots[i].value);
+    }
+    PyMem_Free(self->slots);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+word_cache_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (!PyArg_ParseTuple(args, ":WordCache") || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "WordCache() takes no arguments");
+        return NULL;
+    }
+    WordCacheObject *self = (WordCacheObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->cap = 1024;
+    self->slots = PyMem_Calloc((size_t)self->cap, sizeof(WordSlot));
+    if (self->slots == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+/* Whether slot key `k` is the str `word` (whose hash is `h`). */
+static inline int
+word_matches(const WordSlot *slot, PyObject *word, Py_hash_t h)
+{
+    PyObject *k = slot->key;
+    if (k == word)
+        return 1;
+    if (slot->hash != h || PyUnicode_GET_LENGTH(k) != PyUnicode_GET_LENGTH(word)
+        || PyUnicode_KIND(k) != PyUnicode_KIND(word))
+        return 0;
+    return memcmp(PyUnicode_DATA(k), PyUnicode_DATA(word),
+                  (size_t)PyUnicode_GET_LENGTH(k) * (size_t)PyUnicode_KIND(k)) == 0;
+}
+
+/* The slot of `word`: its own if present, else the empty slot where it would go. */
+static WordSlot *
+word_slot(WordCacheObject *self, PyObject *word, Py_hash_t h)
+{
+    size_t mask = (size_t)self->cap - 1, at = (size_t)h & mask;
+    for (;;) {
+        WordSlot *slot = &self->slots[at];
+        if (slot->key == NULL || word_matches(slot, word, h))
+            return slot;
+        at = (at + 1) & mask;
+    }
+}
+
+static int
+word_cache_grow(WordCacheObject *self)
+{
+    Py_ssize_t cap = self->cap * 2;
+    WordSlot *old = self->slots, *slots = PyMem_Calloc((size_t)cap, sizeof(WordSlot));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t old_cap = self->cap;
+    self->slots = slots;
+    self->cap = cap;
+    for (Py_ssize_t i = 0; i < old_cap; i++) {
+        if (old[i].key != NULL)
+            *word_slot(self, old[i].key, old[i].hash) = old[i];
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+/* A str key ready for hashing and comparing, with its hash; -1 on error. */
+static int
+word_key(PyObject *key, Py_hash_t *h)
+{
+    if (!PyUnicode_CheckExact(key)) {
+        PyErr_SetString(PyExc_TypeError, "WordCache keys must be str");
+        return -1;
+    }
+    if (PyUnicode_READY(key) < 0)
+        return -1;
+    *h = PyObject_Hash(key); /* a str's hash runs no Python code */
+    return *h == -1 ? -1 : 0;
+}
+
+static PyObject *
+word_cache_get(WordCacheObject *self, PyObject *args)
+{
+    PyObject *key, *fallback = Py_None;
+    Py_hash_t h;
+    if (!PyArg_ParseTuple(args, "O|O:get", &key, &fallback))
+        return NULL;
+    if (word_key(key, &h) < 0)
+        return NULL;
+    WordSlot *slot = word_slot(self, key, h);
+    PyObject *found = slot->key != NULL ? slot->value : fallback;
+    Py_INCREF(found);
+    return found;
+}
+
+static int
+word_cache_set(WordCacheObject *self, PyObject *key, PyObject *value)
+{
+    Py_hash_t h;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_TypeError, "WordCache entries cannot be deleted");
+        return -1;
+    }
+    if (!PyBytes_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "WordCache values must be bytes");
+        return -1;
+    }
+    if (word_key(key, &h) < 0)
+        return -1;
+    if (2 * (self->used + 1) > self->cap && word_cache_grow(self) < 0)
+        return -1;
+    WordSlot *slot = word_slot(self, key, h);
+    Py_INCREF(value);
+    if (slot->key == NULL) {
+        Py_INCREF(key);
+        slot->key = key;
+        slot->hash = h;
+        slot->value = value;
+        self->used++;
+    } else {
+        Py_SETREF(slot->value, value);
+    }
+    return 0;
+}
+
+static Py_ssize_t
+word_cache_len(WordCacheObject *self)
+{
+    return self->used;
+}
+
+static PyObject *
+word_cache_subscript(WordCacheObject *self, PyObject *key)
+{
+    Py_hash_t h;
+    if (word_key(key, &h) < 0)
+        return NULL;
+    WordSlot *slot = word_slot(self, key, h);
+    if (slot->key == NULL) {
+        PyErr_SetObject(PyExc_KeyError, key);
+        return NULL;
+    }
+    Py_INCREF(slot->value);
+    return slot->value;
+}
+
+static PyMappingMethods word_cache_mapping = {
+    (lenfunc)word_cache_len, (binaryfunc)word_cache_subscript, (objobjargproc)word_cache_set,
+};
+
+static PyMethodDef word_cache_methods[] = {
+    {"get", (PyCFunction)word_cache_get, METH_VARARGS, "get(word, default=None): the word's bytes, or default."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject WordCacheType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "classifier._fastcount.WordCache",
+    .tp_basicsize = sizeof(WordCacheObject),
+    .tp_dealloc = (destructor)word_cache_dealloc,
+    .tp_as_mapping = &word_cache_mapping,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "WordCache()\n--\n\nA word's cached entries (str -> bytes), for lookup_entries: as a dict, "
+              "with get, [] and len, but read so the look-ups of a sentence's words overlap in memory.",
+    .tp_methods = word_cache_methods,
+    .tp_new = word_cache_new,
+};
+
+/* The words' hashes in `hashes`, and their slots, keys and values asked for from memory. */
+static int
+word_slots(WordCacheObject *cache, PyObject *words, Py_ssize_t n, Py_hash_t *hashes)
+{
+    size_t mask = (size_t)cache->cap - 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (word_key(PyList_GET_ITEM(words, i), &hashes[i]) < 0)
+            return -1;
+        PREFETCH(&cache->slots[(size_t)hashes[i] & mask]);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const WordSlot *slot = &cache->slots[(size_t)hashes[i] & mask];
+        if (slot->key != NULL && slot->hash == hashes[i]) {
+            PREFETCH(slot->key);
+            PREFETCH(slot->value);
+            PREFETCH(PyBytes_AS_STRING(slot->value) + 64);
+        }
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(lookup_entries_doc,
 "lookup_entries(parts, vocabulary, pairs, word_cache, word_entries, post_tokens=[])\n"
 "--\n\n"
 "Vocabulary index + 1 of every term of every segment, as `Model._entries`' Python loop finds\n"
 "them: per segment (words, extra tokens) of `features.segments_parts`, each word's cached\n"
-"entries (word_cache[word]: packed int64 bytes, the word's id in the pair table or -1, then its\n"
-"entries; word_entries(word) computes and caches a missing one), then the word bigrams (looked\n"
-"up in pairs, a `pair_table`, by the two words' ids) and the extra tokens that are terms; after\n"
-"every segment, the post-level tokens that are terms. Returns (entries, lengths) as int64 bytes:\n"
-"all entries, and how many each segment has (the post-level ones follow the segments' and are\n"
-"not counted).");
+"entries (word_cache[word], a WordCache: packed int64 bytes, the word's id in the pair table or\n"
+"-1, then its entries; word_entries(word) computes and caches a missing one), then the word\n"
+"bigrams (looked up in pairs, a `pair_table`, by the two words' ids) and the extra tokens that\n"
+"are terms; after every segment, the post-level tokens that are terms. Returns (entries,\n"
+"lengths) as int64 bytes: all entries, and how many each segment has (the post-level ones\n"
+"follow the segments' and are not counted).");
 
 static PyObject *
 lookup_entries(PyObject *self, PyObject *args)
@@ -677,7 +915,9 @@ lookup_entries(PyObject *self, PyObject *args)
     Vec out = {0}, lengths = {0}, ids = {0};
     PyObject *result = NULL;
 
-    if (!PyArg_ParseTuple(args, "O!O!y*O!O|O!", &PyList_Type, &parts, &PyDict_Type, &vocab, &pairs_b, &PyDict_Type,
+    Py_hash_t *hashes = NULL;
+    Py_ssize_t hashes_cap = 0;
+    if (!PyArg_ParseTuple(args, "O!O!y*O!O|O!", &PyList_Type, &parts, &PyDict_Type, &vocab, &pairs_b, &WordCacheType,
                           &cache, &miss, &PyList_Type, &post_tokens))
         return NULL;
     Py_ssize_t cap = pairs_b.len / 16;
@@ -702,19 +942,29 @@ lookup_entries(PyObject *self, PyObject *args)
         PyObject *words = PyTuple_GET_ITEM(part, 0), *extra = PyTuple_GET_ITEM(part, 1);
         Py_ssize_t before = out.len;
         ids.len = 0;
+        Py_ssize_t n_words = PyList_GET_SIZE(words);
+        if (n_words > hashes_cap) {
+            PyMem_Free(hashes);
+            hashes_cap = n_words * 2;
+            hashes = PyMem_Malloc((size_t)hashes_cap * sizeof(Py_hash_t));
+            if (hashes == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+        if (word_slots((WordCacheObject *)cache, words, n_words, hashes) < 0)
+            goto done;
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++) {
             word = PyList_GET_ITEM(words, i);
             Py_INCREF(word);
-            if (!PyUnicode_Check(word)) {
-                PyErr_SetString(PyExc_TypeError, "lookup_entries: words must be str");
+            Py_hash_t h;
+            if (word_key(word, &h) < 0) /* again: the callback may have changed the list */
                 goto done;
-            }
-            packed = PyDict_GetItemWithError(cache, word);
-            if (packed != NULL) {
+            WordSlot *slot = word_slot((WordCacheObject *)cache, word, h);
+            if (slot->key != NULL) {
+                packed = slot->value;
                 Py_INCREF(packed);
-            } else {
-                if (PyErr_Occurred())
-                    goto done;
+            } else { /* Python code: it may change the cache and the list (no slot is kept) */
                 packed = PyObject_CallOneArg(miss, word);
                 if (packed == NULL)
                     goto done;
@@ -774,6 +1024,7 @@ done:
     PyMem_Free(out.data);
     PyMem_Free(lengths.data);
     PyMem_Free(ids.data);
+    PyMem_Free(hashes);
     PyBuffer_Release(&pairs_b);
     return result;
 }
@@ -1626,9 +1877,19 @@ PyInit__fastcount(void)
 {
     for (int c = 1; c < LOG_TABLE; c++)
         log_table[c] = log((double)c);
+    if (PyType_Ready(&WordCacheType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&WordCacheType);
     /* the interface version: classifier/compiled.py uses no build of another one */
-    if (m != NULL && PyModule_AddIntConstant(m, "VERSION", 2) < 0)
+    if (PyModule_AddObject(m, "WordCache", (PyObject *)&WordCacheType) < 0) {
+        Py_DECREF(&WordCacheType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(m, "VERSION", 3) < 0)
         Py_CLEAR(m);
     return m;
 }

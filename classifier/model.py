@@ -110,7 +110,8 @@ class Model:
         self._category_index = {c.strip().casefold(): i for i, c in enumerate(self.categories)}
         self._feature_names = None
         self._term_list = None
-        self._word_cache: dict[str, bytes] = {}
+        # word -> its id and entries (`_word_entries`); the compiled step's own mapping reads faster
+        self._word_cache = _fastcount.WordCache() if _fastcount is not None else {}
         self._pairs: bytes | None = None  # the compiled step's bigram table, built on first use
         self._word_ids: dict[str, int] = {}
         # `_Counts.from_entries` packs (row, vocabulary index + 1) into one int64 key: the index
@@ -259,7 +260,7 @@ class Model:
                 keys.append(ids.setdefault(first, len(ids)) << 32 | ids.setdefault(second, len(ids)))
                 values.append(index)
         self._word_ids = ids
-        self._word_cache.clear()  # entries cached before the ids existed lack them
+        self._word_cache = _fastcount.WordCache()  # entries cached before the ids existed lack them
         self._pairs = _fastcount.pair_table(keys, values)
         return self._pairs
 

@@ -17,6 +17,17 @@ from classifier.dataset import load_corpus
 from tests.conftest import ROOT
 from tests.classifier.test_model import POSTS
 
+def WordCache():
+    return model_module._fastcount.WordCache()
+
+
+def word_cache(**entries):
+    cache = WordCache()
+    for word, packed in entries.items():
+        cache[word] = packed
+    return cache
+
+
 compiled_only = pytest.mark.skipif(not model_module.COMPILED, reason="classifier._fastcount is not built here "
                                    "(no C compiler at install time): scoring uses the numpy path")
 
@@ -100,7 +111,7 @@ def test_compiled_lookup_finds_the_same_entries_as_the_python_loop(tiny_model):
 ])
 def test_lookup_entries_refuses_malformed_parts(tiny_model, parts, error):
     with pytest.raises(error):
-        model_module._fastcount.lookup_entries(parts, tiny_model.vocabulary_, tiny_model._pair_table(), {},
+        model_module._fastcount.lookup_entries(parts, tiny_model.vocabulary_, tiny_model._pair_table(), WordCache(),
                                                tiny_model._word_entries)
 
 
@@ -108,10 +119,10 @@ def test_lookup_entries_refuses_malformed_parts(tiny_model, parts, error):
 def test_a_word_cache_entry_that_is_not_packed_bytes_is_refused(tiny_model):
     with pytest.raises(TypeError, match="packed int64"):
         model_module._fastcount.lookup_entries([(["word"], [])], tiny_model.vocabulary_, tiny_model._pair_table(),
-                                               {"word": b"123"}, tiny_model._word_entries)
+                                               word_cache(word=b"123"), tiny_model._word_entries)
     with pytest.raises(TypeError, match="packed int64"):  # not even the id
         model_module._fastcount.lookup_entries([(["word"], [])], tiny_model.vocabulary_, tiny_model._pair_table(),
-                                               {"word": b""}, tiny_model._word_entries)
+                                               word_cache(word=b""), tiny_model._word_entries)
 
 
 @compiled_only
@@ -239,7 +250,7 @@ def test_a_word_callback_that_changes_the_words_does_not_crash(tiny_model):
         return array("q", [-1]).tobytes()
 
     entries, lengths = model_module._fastcount.lookup_entries([(words, [])], tiny_model.vocabulary_,
-                                                              tiny_model._pair_table(), {}, shrinking)
+                                                              tiny_model._pair_table(), WordCache(), shrinking)
     assert entries == b"" and array("q", lengths).tolist() == [0]
 
 
@@ -450,8 +461,8 @@ def test_a_str_subclass_that_mutates_the_tokens_during_look_up_does_not_crash(ti
 
     term = next(iter(tiny_model.vocabulary_))
     tokens.extend([Sly(term), Sly(term)])
-    entries, _ = model_module._fastcount.lookup_entries([], tiny_model.vocabulary_, tiny_model._pair_table(), {},
-                                                        tiny_model._word_entries, tokens)
+    entries, _ = model_module._fastcount.lookup_entries([], tiny_model.vocabulary_, tiny_model._pair_table(),
+                                                        WordCache(), tiny_model._word_entries, tokens)
     assert array("q", entries).tolist() == [tiny_model.vocabulary_[term]]
 
 
@@ -576,4 +587,33 @@ def test_pair_table_refuses_what_it_cannot_hold(tiny_model):
         _fastcount.pair_table(array("Q", [1 << 63]).tobytes(), array("q", [1]).tobytes())
     assert len(_fastcount.pair_table(b"", b"")) == 16 * 16  # empty, and never full
     with pytest.raises(ValueError, match="pair_table"):
-        _fastcount.lookup_entries([(["a"], [])], tiny_model.vocabulary_, b"x" * 48, {}, tiny_model._word_entries)
+        _fastcount.lookup_entries([(["a"], [])], tiny_model.vocabulary_, b"x" * 48, WordCache(),
+                                  tiny_model._word_entries)
+
+
+@compiled_only
+def test_word_cache_behaves_as_a_dict_of_str_to_bytes():
+    """Many words (it grows several times), equal str objects that are not the same object,
+    all three str widths; bad keys and values are refused."""
+    import random
+
+    cache, reference = WordCache(), {}
+    rng = random.Random(4)
+    alphabet = "abcdefghij\u00e9\u65e5\U0001f600"
+    for i in range(20000):
+        word = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8)))
+        value = i.to_bytes(8, "little")
+        if rng.random() < 0.3 and reference:
+            word = "".join(list(rng.choice(list(reference))))  # an equal str, another object
+        cache[word] = reference[word] = value
+    assert len(cache) == len(reference)
+    for word, value in reference.items():
+        assert cache.get(word) == value and cache["".join(list(word))] == value
+    assert cache.get("absent") is None and cache.get("absent", b"x") == b"x"
+    with pytest.raises(KeyError):
+        cache["absent"]
+    for key, value, error in ((b"w", b"", TypeError), (1, b"", TypeError), ("w", "s", TypeError)):
+        with pytest.raises(error):
+            cache[key] = value
+    with pytest.raises(TypeError):
+        del cache["a"]

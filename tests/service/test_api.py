@@ -39,6 +39,25 @@ def test_body_over_the_limit_is_a_413(make_app):
     assert_error_shape(client.post("/v1/classify", json={"id": 1, "title": "", "body": "x" * 5000}), 413)
 
 
+def test_bodies_are_read_for_their_length_or_to_their_end(client):
+    """A body is read for its Content-Length; one that ends early is a 400 that says so; a body
+    without Content-Length (chunked, which gunicorn marks as terminated) is read to its end."""
+    import io
+    import json
+
+    post = json.dumps({"id": "b1", "title": "Otsu", "body": "Threshold the stack first."}).encode()
+    assert client.post("/v1/classify", data=post, content_type="application/json").status_code == 200
+    short = client.post("/v1/classify", content_type="application/json",
+                        environ_overrides={"wsgi.input": io.BytesIO(post), "CONTENT_LENGTH": str(len(post) + 50)})
+    assert f"ended after {len(post)} of its {len(post) + 50} bytes" in assert_error_shape(short, 400)["errors"][0]
+    chunked = client.post("/v1/classify", content_type="application/json",
+                          environ_overrides={"wsgi.input": io.BytesIO(post), "HTTP_TRANSFER_ENCODING": "chunked",
+                                             "wsgi.input_terminated": True})
+    assert chunked.status_code == 200 and chunked.get_json()["id"] == "b1"
+    invalid_utf8 = client.post("/v1/classify", data=b'{"id": "\xff"}', content_type="application/json")
+    assert_error_shape(invalid_utf8, 400)
+
+
 def test_flask_404_and_405_use_the_same_shape(client):
     assert_error_shape(client.get("/nope"), 404)
     assert_error_shape(client.get("/v1/classify"), 405)
