@@ -25,13 +25,15 @@ from . import text as _text
 from .compiled import fastcount as _fastcount
 from .types import Post
 
-# Compiled twins of `regex_words`, `split_count`, `has_clean_words` and `promo_candidates`, and the
-# gate `has_run` (classifier/_fastcount.c); None where the compiled step is not built.
+# Compiled twins of `regex_words`, `split_count`, `has_clean_words` and `promo_candidates`, the
+# gate `has_run` and `plain_words` (classifier/_fastcount.c); None where the compiled step is not
+# built.
 _compiled_words = _fastcount.words if _fastcount else None
 _compiled_split_count = _fastcount.count_tokens if _fastcount else None
 _compiled_has_clean_words = _fastcount.has_clean_words if _fastcount else None
 _compiled_promo_candidates = _fastcount.promo_candidates if _fastcount else None
 _compiled_has_run = _fastcount.has_run if _fastcount else None
+_compiled_plain_words = _fastcount.plain_words if _fastcount else None
 
 #: Bump when tokenisation changes: models saved with another value are refused.
 FEATURES_VERSION = "3"
@@ -250,11 +252,23 @@ def segments_parts(texts: list[str]) -> list[tuple[list[str], list[str]]]:
     """Words of each normalised segment of one post, and its link, contact and promotional
     tokens (promotional phrasing found in one pass over the post)."""
     out = []
-    for text, promo in zip(texts, promo_tokens_per_segment(texts)):
-        rest, tokens = split_specials(text)
-        tokens.extend(promo)
-        out.append((words(rest), tokens))
+    for text, plain, promo in zip(texts, plain_words(texts), promo_tokens_per_segment(texts)):
+        if plain is None:
+            rest, tokens = split_specials(text)
+            tokens.extend(promo)
+            out.append((words(rest), tokens))
+        else:
+            out.append((plain, promo))
     return out
+
+
+def plain_words(texts: list[str]) -> list[list[str] | None]:
+    """For each text, `words(text)` where it is plain ASCII that certainly holds no link or contact
+    (`text.may_hold_links`), else None: then `split_specials` and `words` must run. Compiled
+    where built (one call for a post's sentences); without it, all None."""
+    if _compiled_plain_words is not None:
+        return _compiled_plain_words(texts, _text.URL_TLDS)
+    return [None] * len(texts)
 
 
 def expand_words(ws: list[str]) -> list[str]:

@@ -49,7 +49,7 @@ def _alternation(words) -> str:
 # TLDs recognised in bare domains ("brightessays.com").  Deliberately excludes TLDs that
 # collide with common file extensions (py, sh, pl, md, rs, so, cc, ps, ml, zip, mov ...)
 # and English words that are also common attribute names in code (host, page, link ...).
-_URL_TLDS = frozenset(
+URL_TLDS = frozenset(
     """
     com net org edu gov io co info biz me tv us uk ca au nz ie de fr es nl be ch se dk fi
     pl cz ru ua in cn jp kr br mx ar cl za ng ke pk ph sg vn tr eu asia ly gl gd ai
@@ -71,7 +71,7 @@ _WORDY_TLDS = frozenset(
 # TLDs that, written with a capital ("Example.Com"), are not plausible sentence starts;
 # used so the glued-sentence rule ("March.To get") does not cut domains apart.
 _GLUE_SAFE_WORDS = frozenset(
-    (_URL_TLDS - _WORDY_TLDS)
+    (URL_TLDS - _WORDY_TLDS)
     | set(
         """
         tif tiff png jpg jpeg gif bmp svg webp pdf txt csv tsv json xml yml yaml zip gz tar
@@ -81,7 +81,7 @@ _GLUE_SAFE_WORDS = frozenset(
     )
 )
 
-_TLD_ALT = _alternation(_URL_TLDS)
+_TLD_ALT = _alternation(URL_TLDS)
 _NONSPACE_RUN = re.compile(r"\S*")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 
@@ -569,7 +569,7 @@ def _bare_domains(text: str, taken: list[tuple[int, int]]) -> list[tuple[int, in
     done = 0  # end of the last accepted domain, or of a URL covering the hit
     for hit in _TLD_HIT.finditer(text):
         dot = hit.start()
-        if dot < done or hit.group(1).lower() not in _URL_TLDS or any(a <= dot < b for a, b in taken):
+        if dot < done or hit.group(1).lower() not in URL_TLDS or any(a <= dot < b for a, b in taken):
             continue
         if reversed_text is None:
             reversed_text = text[::-1]
@@ -615,7 +615,7 @@ def may_hold_links(text: str) -> bool:
     caller can skip them (compiled where built: one pass over plain ASCII text; without it,
     always True)."""
     if _compiled_may_hold_links is not None:
-        return _compiled_may_hold_links(text, _URL_TLDS)
+        return _compiled_may_hold_links(text, URL_TLDS)
     return True
 
 

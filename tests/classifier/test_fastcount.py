@@ -617,3 +617,28 @@ def test_word_cache_behaves_as_a_dict_of_str_to_bytes():
             cache[key] = value
     with pytest.raises(TypeError):
         del cache["a"]
+
+
+@compiled_only
+def test_plain_words_are_the_words_of_text_without_links(monkeypatch):
+    """plain_words gives features.words where the link and contact finders have nothing to do,
+    None elsewhere; segments_parts is the same with it and without it."""
+    from classifier import features, text
+
+    pieces = [" ", "Ab", "CD", "x", "Don't", "'", "0", "42", "o", "O", ".", ".com", "www", "@", "://", "_", "-",
+              "\u00e9", "\n", "A1b2"]
+    segments = [s.text for e in load_corpus([ROOT / "training_data"]).examples for s in features.segments(e.post)]
+    texts = segments + _tricky_texts(14, pieces, 20000)
+    plain = features.plain_words(texts)
+    for t, got in zip(texts, plain):
+        if t.isascii() and not text.may_hold_links(t):
+            assert got == features.words(t), repr(t[:80])
+        else:
+            assert got is None, repr(t[:80])
+    assert sum(p is not None for p in plain) > 10000
+    posts = [[s.text for s in features.segments(e.post)] for e in load_corpus([ROOT / "training_data"]).examples]
+    fused = [features.segments_parts(p) for p in posts]
+    monkeypatch.setattr(features, "_compiled_plain_words", None)
+    assert fused == [features.segments_parts(p) for p in posts]
+    with pytest.raises(TypeError):
+        features._fastcount.plain_words(["a", 1], text.URL_TLDS)
