@@ -642,3 +642,14 @@ def test_plain_words_are_the_words_of_text_without_links(monkeypatch):
     assert fused == [features.segments_parts(p) for p in posts]
     with pytest.raises(TypeError):
         features._fastcount.plain_words(["a", 1], text.URL_TLDS)
+
+
+@compiled_only
+def test_reason_terms_refuses_a_sentence_term_missing_from_the_whole_post(tiny_model):
+    _, counts, _ = tiny_model._score_parts(POSTS[0])
+    idx = array("q", counts.idx)
+    assert len(idx) > counts.n_whole  # the post has sentence terms
+    idx[0] = max(idx) + 1  # in no whole-post row
+    with pytest.raises(ValueError, match="missing from the whole post"):
+        model_module._fastcount.reason_terms(counts.rows, idx.tobytes(), counts.x, counts.w, counts.n_whole,
+                                             counts.n_rows - 1, -1, (1.0,) * 6, 10, tiny_model._term_names(), [])
