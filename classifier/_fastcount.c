@@ -168,18 +168,6 @@ count_logits(PyObject *self, PyObject *args)
         n_seg_entries += seg_len[s];
     }
 
-    /* Every term's weights are needed below, after the sort: ask for their cache lines now, so
-     * the memory fetches overlap each other and the sort instead of stalling one by one (in a
-     * server, between requests, the rows are rarely still cached). */
-    for (Py_ssize_t i = 0; i < n_entries; i++) {
-        int64_t j = ent[i] - 1;
-        if (j < 0 || j >= n_terms)
-            continue; /* refused below */
-        PREFETCH(tab + j * 4);
-        if (k)
-            PREFETCH(cw + j * k);
-    }
-
     /* keys: row << shift | (index + 1), as `_Counts.from_entries` packs them */
     int shift = bit_length((uint64_t)n_terms);
     if (shift + bit_length((uint64_t)n_segs) > 63) {
