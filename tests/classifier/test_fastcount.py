@@ -326,31 +326,21 @@ def test_compiled_words_equal_the_regex_words_on_the_corpus_and_edge_cases():
 
 
 @compiled_only
-def test_compiled_words_equal_the_regex_words_on_random_unicode():
+@pytest.mark.parametrize("seed, common, p_common, top, n", [
+    # any text: the four-byte and two-byte paths
+    (7, "aZ09_'\u2019 \n\t-.,:;!?@#/\u0663\u0969\u00b2\u00bd\u216b\u01c5\u00df\u0130\u0301\u200b\u65e5\U0001f600",
+     0.7, 0x2FFFF, 4000),
+    # Latin-1 text, the one-byte path: every character below 256, superscripts (not decimal)
+    (8, "aZ09' \n-.\u00aa\u00b2\u00b5\u00ba\u00bc\u00df\u00e9\u00ff\u00a0\u00ad", 0.6, 255, 6000),
+])
+def test_compiled_words_equal_the_regex_words_on_random_text(seed, common, p_common, top, n):
     import random
 
     from classifier import features
 
-    rng = random.Random(7)
-    common = "aZ09_'’ \n\t-.,:;!?@#/٣३²½Ⅻǅßİ\u0301\u200b日😀"
-    for _ in range(4000):
-        text = "".join(rng.choice(common) if rng.random() < 0.7 else chr(rng.randint(0, 0x2FFFF))
-                       for _ in range(rng.randint(0, 60)))
-        assert features.words(text) == features.regex_words(text), repr(text)
-
-
-@compiled_only
-def test_compiled_words_equal_the_regex_words_on_random_latin1():
-    """Latin-1 text takes the one-byte path: every character below 256, letters, digits,
-    superscripts (not decimal) and apostrophes often."""
-    import random
-
-    from classifier import features
-
-    rng = random.Random(8)
-    common = "aZ09' \n-.\u00aa\u00b2\u00b5\u00ba\u00bc\u00df\u00e9\u00ff\u00a0\u00ad"
-    for _ in range(6000):
-        text = "".join(rng.choice(common) if rng.random() < 0.6 else chr(rng.randint(0, 255))
+    rng = random.Random(seed)
+    for _ in range(n):
+        text = "".join(rng.choice(common) if rng.random() < p_common else chr(rng.randint(0, top))
                        for _ in range(rng.randint(0, 60)))
         assert features.words(text) == features.regex_words(text), repr(text)
 
