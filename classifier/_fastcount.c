@@ -684,11 +684,13 @@ typedef struct {
 static void
 word_cache_dealloc(WordCacheObject *self)
 {
-    for (Py_ssize_t i = 0; i < self->cap; i++) {
-        Py_XDECREF(self->slots[i].key);
-        Py_XDECREF(self->slots[i].value);
+    if (self->slots != NULL) { /* NULL when the first allocation failed */
+        for (Py_ssize_t i = 0; i < self->cap; i++) {
+            Py_XDECREF(self->slots[i].key);
+            Py_XDECREF(self->slots[i].value);
+        }
+        PyMem_Free(self->slots);
     }
-    PyMem_Free(self->slots);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -702,12 +704,12 @@ word_cache_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     WordCacheObject *self = (WordCacheObject *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
-    self->cap = 1024;
-    self->slots = PyMem_Calloc((size_t)self->cap, sizeof(WordSlot));
+    self->slots = PyMem_Calloc(1024, sizeof(WordSlot));
     if (self->slots == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
+    self->cap = 1024;
     return (PyObject *)self;
 }
 
@@ -1822,14 +1824,21 @@ plain_words(PyObject *self, PyObject *args)
     PyObject *texts, *tlds;
     if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &texts, &PyFrozenSet_Type, &tlds))
         return NULL;
+    /* A copy of the list holds its own reference to each text: looking a name up in `tlds` can
+     * run Python code (the __eq__ of a str subclass in the set), which may change `texts`. */
     Py_ssize_t count = PyList_GET_SIZE(texts);
-    PyObject *out = PyList_New(count);
-    if (out == NULL)
+    PyObject *snapshot = PyList_GetSlice(texts, 0, count);
+    if (snapshot == NULL)
         return NULL;
+    PyObject *out = PyList_New(count);
+    if (out == NULL) {
+        Py_DECREF(snapshot);
+        return NULL;
+    }
     Py_UCS1 *buf = NULL;
     Py_ssize_t buf_cap = 0;
-    for (Py_ssize_t t = 0; t < count; t++) { /* no Python code runs here: the list cannot change */
-        PyObject *text = PyList_GET_ITEM(texts, t), *item = NULL;
+    for (Py_ssize_t t = 0; t < count; t++) {
+        PyObject *text = PyList_GET_ITEM(snapshot, t), *item = NULL;
         if (!PyUnicode_Check(text)) {
             PyErr_SetString(PyExc_TypeError, "plain_words: texts must be str");
             goto fail;
@@ -1866,9 +1875,11 @@ plain_words(PyObject *self, PyObject *args)
         PyList_SET_ITEM(out, t, item);
     }
     PyMem_Free(buf);
+    Py_DECREF(snapshot);
     return out;
 fail:
     PyMem_Free(buf);
+    Py_DECREF(snapshot);
     Py_DECREF(out);
     return NULL;
 }

@@ -635,6 +635,28 @@ def test_plain_words_are_the_words_of_text_without_links(monkeypatch):
 
 
 @compiled_only
+def test_a_domain_name_whose_comparison_empties_the_texts_does_not_crash():
+    """Looking a domain up in `tlds` can run a str subclass's __eq__; if that empties the list of
+    texts, plain_words must still read texts that are alive and answer for the list it was given."""
+    from classifier import features
+
+    texts = []
+
+    class Sly(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other):
+            texts.clear()
+            return str.__eq__(self, other)
+
+    # Built at run time, so the list holds the only reference to each text.
+    texts.extend("".join(parts) for parts in (["see ", "site", ".com", " now"], ["two ", "plain ", "words"]))
+    got = features._fastcount.plain_words(texts, frozenset([Sly("com")]))
+    assert texts == []
+    assert got == [None, ["two", "plain", "words"]]
+
+
+@compiled_only
 def test_reason_terms_refuses_a_sentence_term_missing_from_the_whole_post(tiny_model):
     _, counts, _ = tiny_model._score_parts(POSTS[0])
     idx = array("q", counts.idx)
