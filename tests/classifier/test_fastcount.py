@@ -437,18 +437,24 @@ def test_promo_gate_refuses_malformed_needles_and_groups(needles, groups, error)
         _fastcount.promo_candidates(["a text"], needles, groups)
 
 
-@compiled_only
-def test_a_str_subclass_that_mutates_the_tokens_during_look_up_does_not_crash(tiny_model):
-    """A key's __eq__ is Python code: emptying the list it came from must not free it mid-look-up."""
-    tokens = []
+def _str_that_clears(target: list) -> type:
+    """A str subclass whose __eq__ (Python code, run by a dict or set look-up) empties `target`."""
 
     class Sly(str):
         __hash__ = str.__hash__
 
         def __eq__(self, other):
-            tokens.clear()
+            target.clear()
             return str.__eq__(self, other)
 
+    return Sly
+
+
+@compiled_only
+def test_a_str_subclass_that_mutates_the_tokens_during_look_up_does_not_crash(tiny_model):
+    """A key's __eq__ is Python code: emptying the list it came from must not free it mid-look-up."""
+    tokens = []
+    Sly = _str_that_clears(tokens)
     term = next(iter(tiny_model.vocabulary_))
     tokens.extend([Sly(term), Sly(term)])
     entries, _ = model_module._fastcount.lookup_entries([], tiny_model.vocabulary_, tiny_model._pair_table(),
@@ -641,14 +647,7 @@ def test_a_domain_name_whose_comparison_empties_the_texts_does_not_crash():
     from classifier import features
 
     texts = []
-
-    class Sly(str):
-        __hash__ = str.__hash__
-
-        def __eq__(self, other):
-            texts.clear()
-            return str.__eq__(self, other)
-
+    Sly = _str_that_clears(texts)
     # Built at run time, so the list holds the only reference to each text.
     texts.extend("".join(parts) for parts in (["see ", "site", ".com", " now"], ["two ", "plain ", "words"]))
     got = features._fastcount.plain_words(texts, frozenset([Sly("com")]))
