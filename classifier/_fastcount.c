@@ -13,7 +13,9 @@
  * - promo_candidates: which promotional patterns' trigger substrings occur in each segment, in
  *   one pass over each;
  * - plain_normalise, may_hold_links, plain_words: the text steps' answers for plain ASCII
- *   sentences, the common case, in one pass (other text goes the Python way).
+ *   sentences, the common case, in one pass (other text goes the Python way);
+ * - plain_sentence_spans: sentence splitting of text without markup, the regex's boundaries
+ *   found in one pass without a match object each.
  *
  * In a gunicorn worker, between requests, the CPU caches fill with other work. There every numpy
  * call cost 2-5 us, and the numpy calls together were a third of scoring. The arithmetic is the
@@ -1933,6 +1935,537 @@ has_run(PyObject *self, PyObject *args)
     Py_RETURN_FALSE;
 }
 
+PyDoc_STRVAR(plain_sentence_spans_doc,
+"plain_sentence_spans(text, code_spans, words, code_line, glue_safe, max_span)\n"
+"--\n\n"
+"`text.sentence_spans(text)` for text without markup, else None. That is text with no '<',\n"
+"'&', '```' or '~~~' (tags, entities and fences go the Python way) in which no sentence,\n"
+"trimmed, is longer than max_span (those are cut up on the Python path). `code_spans` are the\n"
+"(start, end) of its inline code spans, in order: no sentence ends inside one. `words` is\n"
+"(abbreviations, abbreviations before a number, run-on words): frozensets of lower-case ASCII\n"
+"words; `code_line(text, pos)` is true where a line of code starts at pos (the regex's own\n"
+"match); `glue_safe` the words after a glued '.' that make it a file or domain name. Each\n"
+"boundary is found as text._BOUNDARY finds it, with the regex's character classes (\\s, \\w,\n"
+"\\d and letters as Unicode defines them), in one pass.");
+
+/* The text being split, read character by character, and the call's word sets and callback. */
+typedef struct {
+    PyObject *text;
+    int kind;
+    const void *data;
+    Py_ssize_t n;
+    PyObject *always, *before_num, *runon, *code_line, *glue_safe;
+} Splitter;
+
+static inline Py_UCS4
+ss_at(const Splitter *sp, Py_ssize_t i)
+{
+    return PyUnicode_READ(sp->kind, sp->data, i);
+}
+
+/* The regex's \s (and str.isspace()) */
+static inline int
+ss_space(Py_UCS4 c)
+{
+    if (c < 128)
+        return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+    return Py_UNICODE_ISSPACE(c);
+}
+
+/* The regex's \w */
+static inline int
+ss_word(Py_UCS4 c)
+{
+    if (c < 128)
+        return isalnum_ascii((Py_UCS1)c) || c == '_';
+    return Py_UNICODE_ISALNUM(c);
+}
+
+/* The regex's \d */
+static inline int
+ss_digit(Py_UCS4 c)
+{
+    if (c < 128)
+        return c >= '0' && c <= '9';
+    return Py_UNICODE_ISDECIMAL(c);
+}
+
+/* The regex's [^\W\d_]: a word character that is neither a digit nor '_' ("letter" below) */
+static inline int
+ss_letter(Py_UCS4 c)
+{
+    if (c < 128)
+        return isalpha_ascii((Py_UCS1)c);
+    return Py_UNICODE_ISALNUM(c) && !Py_UNICODE_ISDECIMAL(c);
+}
+
+static inline int
+ss_blank(Py_UCS4 c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static inline int
+ss_lower_ascii(Py_UCS4 c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static inline int
+ss_upper_ascii(Py_UCS4 c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+/* What may close a sentence after its punctuation: )]'"*_ and the closing quotes ’ ” » */
+static inline int
+ss_closer(Py_UCS4 c)
+{
+    return c == ')' || c == ']' || c == '\'' || c == '"' || c == '*' || c == '_' || c == 0x2019 || c == 0x201d
+           || c == 0xbb;
+}
+
+/* Sentence punctuation: ! ? … 。 ！ ？ (a '.' is looked at on its own) */
+static inline int
+ss_end_mark(Py_UCS4 c)
+{
+    return c == '!' || c == '?' || c == 0x2026 || c == 0x3002 || c == 0xff01 || c == 0xff1f;
+}
+
+/* Length of the run of characters with `pred` that ends just before `end`, counting at most `cap`. */
+static inline Py_ssize_t
+run_before(const Splitter *sp, Py_ssize_t end, int (*pred)(Py_UCS4), Py_ssize_t cap)
+{
+    Py_ssize_t k = 0;
+    while (k < cap && end - k > 0 && pred(ss_at(sp, end - k - 1)))
+        k++;
+    return k;
+}
+
+/* What an ignore-case ASCII letter in the regex matches, as that lower-case letter: the ASCII
+ * letters, and four others (İ and ı match 'i', ſ matches 's', the Kelvin sign 'k'); 0 for the rest. */
+static inline Py_UCS1
+ignore_case_letter(Py_UCS4 c)
+{
+    if (c < 128)
+        return (Py_UCS1)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+    switch (c) {
+    case 0x130:
+    case 0x131:
+        return 'i';
+    case 0x17f:
+        return 's';
+    case 0x212a:
+        return 'k';
+    }
+    return 0;
+}
+
+/* Whether text[start:start+len] matches a word of `words` as (?i:...) does: 1, 0, -1 on error. */
+static int
+ignore_case_in(const Splitter *sp, Py_ssize_t start, Py_ssize_t len, PyObject *words)
+{
+    if (len <= 0)
+        return 0;
+    PyObject *word = PyUnicode_New(len, 127);
+    if (word == NULL)
+        return -1;
+    Py_UCS1 *w = PyUnicode_1BYTE_DATA(word);
+    for (Py_ssize_t i = 0; i < len; i++) {
+        w[i] = ignore_case_letter(ss_at(sp, start + i));
+        if (w[i] == 0) { /* matches no ASCII word */
+            Py_DECREF(word);
+            return 0;
+        }
+    }
+    int found = PySet_Contains(words, word);
+    Py_DECREF(word);
+    return found;
+}
+
+/* Whether the full stop at p does not end a sentence: the look-behinds of _BOUNDARY's `punct`
+ * branch on the word before it (1 not a boundary, 0 a boundary, -1 error). */
+static int
+stop_is_not_boundary(const Splitter *sp, Py_ssize_t p)
+{
+    Py_ssize_t letters = run_before(sp, p, ss_letter, 8);
+    Py_ssize_t word = run_before(sp, p, ss_word, 8); /* \b before an abbreviation: the \w run is it */
+    if (letters >= 5)
+        return word == 6 ? ignore_case_in(sp, p - 6, 6, sp->always) : 0;
+    if (letters >= 2) {
+        if (word != letters)
+            return 0; /* a digit or '_' before the letters: no \b, so no abbreviation */
+        int always = ignore_case_in(sp, p - letters, letters, sp->always);
+        if (always != 0)
+            return always;
+        int num = ignore_case_in(sp, p - letters, letters, sp->before_num);
+        if (num <= 0)
+            return num;
+        Py_ssize_t i = p + 1; /* only before whitespace and a number */
+        if (i >= sp->n || !ss_space(ss_at(sp, i)))
+            return 0;
+        while (i < sp->n && ss_space(ss_at(sp, i)))
+            i++;
+        return i < sp->n && ss_digit(ss_at(sp, i));
+    }
+    if (letters == 1) /* "H2O." ends a sentence, "e." and "U.S." do not */
+        return !(p >= 2 && ss_digit(ss_at(sp, p - 2)));
+    /* no letter before: not a list number ("1." to "999.") at the start of a line */
+    Py_ssize_t digits = run_before(sp, p, ss_digit, 4);
+    if (digits >= 1 && digits <= 3) {
+        Py_ssize_t k = p - digits;
+        return k == 0 || ss_at(sp, k - 1) == '\n';
+    }
+    return 0; /* four digits or more: "^\d{1,3}\." cannot match */
+}
+
+/* Whether the line that starts at q is a list item, quote, heading, table row, indented or a
+ * line of code (_BOUNDARY's `nlb` look-ahead): 1, 0, -1 with an exception set. */
+static int
+line_is_block(const Splitter *sp, Py_ssize_t q)
+{
+    Py_ssize_t n = sp->n, i = q;
+    while (i < n && ss_blank(ss_at(sp, i)))
+        i++;
+    if (i < n) {
+        Py_UCS4 c = ss_at(sp, i);
+        if ((c == '-' || c == '*' || c == '+' || c == 0x2022 || c == 0x2023 || c == 0x25aa || c == 0x25e6)
+            && i + 1 < n && ss_blank(ss_at(sp, i + 1)))
+            return 1;
+        if (c == '>' || c == '|')
+            return 1;
+        Py_ssize_t k = 0;
+        while (i + k < n && k < 4 && ss_digit(ss_at(sp, i + k)))
+            k++;
+        if (k >= 1 && k <= 3 && i + k + 1 < n && (ss_at(sp, i + k) == '.' || ss_at(sp, i + k) == ')')
+            && ss_blank(ss_at(sp, i + k + 1)))
+            return 1;
+        k = 0;
+        while (i + k < n && k < 7 && ss_at(sp, i + k) == '#')
+            k++;
+        if (k >= 1 && k <= 6 && i + k < n && ss_blank(ss_at(sp, i + k)))
+            return 1;
+    }
+    if (i - q >= 4 || (q < n && ss_at(sp, q) == '\t'))
+        return 1; /* indented by four spaces or tabs, or a tab */
+    PyObject *pos = PyLong_FromSsize_t(q);
+    if (pos == NULL)
+        return -1;
+    PyObject *m = PyObject_CallFunctionObjArgs(sp->code_line, sp->text, pos, NULL);
+    Py_DECREF(pos);
+    if (m == NULL)
+        return -1;
+    int code = PyObject_IsTrue(m);
+    Py_DECREF(m);
+    return code;
+}
+
+/* Whether a line that starts with a capital after the '\n' at p begins a new sentence
+ * (_BOUNDARY's `nlu`): not after ",;(-–—/&+" or a word that runs on ("of", "the", ...).
+ * 1, 0, -1 on error. */
+static int
+capital_line_starts_sentence(const Splitter *sp, Py_ssize_t p, Py_ssize_t q)
+{
+    Py_ssize_t i = q;
+    while (i < sp->n && ss_blank(ss_at(sp, i)))
+        i++;
+    if (i >= sp->n || !ss_upper_ascii(ss_at(sp, i)))
+        return 0;
+    if (p > 0) {
+        Py_UCS4 c = ss_at(sp, p - 1);
+        if (c == ',' || c == ';' || c == '(' || c == '-' || c == 0x2013 || c == 0x2014 || c == '/' || c == '&'
+            || c == '+')
+            return 0;
+    }
+    Py_ssize_t word = run_before(sp, p, ss_word, 9);
+    if (word >= 1 && word <= 8) {
+        int runon = ignore_case_in(sp, p - word, word, sp->runon);
+        if (runon != 0)
+            return runon < 0 ? -1 : 0;
+    }
+    return 1;
+}
+
+/* _glued_is_boundary: a glued "word.Word" at p is copy-paste damage, not a domain, file name or
+ * path. 1, 0, -1 on error. */
+static int
+glued_is_boundary(const Splitter *sp, Py_ssize_t p)
+{
+    Py_ssize_t n = sp->n;
+    if (ss_at(sp, p) == '.') {
+        Py_ssize_t k = p + 1;
+        while (k < n && ss_at(sp, k) < 128 && isalnum_ascii((Py_UCS1)ss_at(sp, k)))
+            k++;
+        int safe = ignore_case_in(sp, p + 1, k - p - 1, sp->glue_safe); /* ASCII letters: lower() */
+        if (safe != 0)
+            return safe < 0 ? -1 : 0;
+    }
+    Py_ssize_t left = p;
+    while (left > 0) {
+        Py_UCS4 c = ss_at(sp, left - 1);
+        if (c == ' ' || c == '\n' || c == '\t')
+            break;
+        left--;
+    }
+    Py_ssize_t right = p;
+    while (right < n && !ss_space(ss_at(sp, right)))
+        right++;
+    for (Py_ssize_t i = left; i < right; i++) {
+        Py_UCS4 c = ss_at(sp, i);
+        if (c == '/' || c == '@' || c == '=')
+            return 0;
+        if (i + 4 <= right && (c | 0x20) == 'w' && (ss_at(sp, i + 1) | 0x20) == 'w'
+            && (ss_at(sp, i + 2) | 0x20) == 'w' && ss_at(sp, i + 3) == '.')
+            return 0; /* "www." in token.lower(): no other character lower-cases to 'w' or '.' */
+    }
+    return 1;
+}
+
+/* The match of _BOUNDARY that starts at p (one of "\n:.!?…。！？"): 1 with the end of the piece
+ * before it in *end and the end of the match in *next, 0 for no match, -1 on error. A glued
+ * boundary that _glued_is_boundary rejects is a match with *end = -1. */
+static int
+boundary_at(const Splitter *sp, Py_ssize_t p, Py_ssize_t *end, Py_ssize_t *next)
+{
+    Py_ssize_t n = sp->n, q = p + 1, i;
+    Py_UCS4 c = ss_at(sp, p);
+    if (c == '\n') {
+        i = q; /* a blank line */
+        while (i < n && (ss_blank(ss_at(sp, i)) || ss_at(sp, i) == '\r' || ss_at(sp, i) == '\f'
+                         || ss_at(sp, i) == '\v'))
+            i++;
+        if (i < n && ss_at(sp, i) == '\n') {
+            i++;
+            while (i < n && ss_space(ss_at(sp, i)))
+                i++;
+            *end = p;
+            *next = i;
+            return 1;
+        }
+        int starts = capital_line_starts_sentence(sp, p, q);
+        if (starts == 0)
+            starts = line_is_block(sp, q);
+        if (starts <= 0)
+            return starts;
+        i = q;
+        while (i < n && ss_blank(ss_at(sp, i)))
+            i++;
+        *end = p;
+        *next = i;
+        return 1;
+    }
+    if (c == ':') { /* a colon at the end of a line */
+        i = q;
+        while (i < n && ss_blank(ss_at(sp, i)))
+            i++;
+        if (i < n && ss_at(sp, i) == '\r')
+            i++;
+        if (i >= n || ss_at(sp, i) != '\n')
+            return 0;
+        i++;
+        while (i < n && ss_space(ss_at(sp, i)))
+            i++;
+        *end = q;
+        *next = i;
+        return 1;
+    }
+    /* sentence punctuation needs whitespace, more punctuation or a closer next */
+    Py_UCS4 after = q < n ? ss_at(sp, q) : 0;
+    if (q < n && (ss_space(after) || after == '.' || after == '!' || after == '?' || after == 0x2026
+                  || ss_closer(after))) {
+        int punct = 0;
+        i = q;
+        if (c == '.' && after == '.') { /* an ellipsis */
+            while (i < n && ss_at(sp, i) == '.')
+                i++;
+            while (i < n && (ss_at(sp, i) == '!' || ss_at(sp, i) == '?' || ss_at(sp, i) == 0x2026))
+                i++;
+            punct = 1;
+        }
+        else if (c == '.') {
+            int not_boundary = stop_is_not_boundary(sp, p);
+            if (not_boundary < 0)
+                return -1;
+            if (!not_boundary) {
+                while (i < n && (ss_at(sp, i) == '!' || ss_at(sp, i) == '?'))
+                    i++;
+                punct = 1;
+            }
+        }
+        else {
+            while (i < n && (ss_at(sp, i) == '.' || ss_at(sp, i) == '!' || ss_at(sp, i) == '?'
+                             || ss_at(sp, i) == 0x2026))
+                i++;
+            punct = 1;
+        }
+        if (punct) {
+            while (i < n && ss_closer(ss_at(sp, i)))
+                i++;
+            if (i < n && ss_space(ss_at(sp, i))) {
+                *end = i;
+                while (i < n && ss_space(ss_at(sp, i)))
+                    i++;
+                *next = i;
+                return 1;
+            }
+        }
+    }
+    /* glued: "word.Word", "word!Word" (ASCII punctuation and letters only) */
+    if (!(c == '.' || c == '!' || c == '?') || p < 1 || !ss_lower_ascii(ss_at(sp, p - 1)))
+        return 0;
+    i = q;
+    if (c == '.') {
+        if (p < 2 || !ss_lower_ascii(ss_at(sp, p - 2)))
+            return 0;
+    }
+    else {
+        while (i < n && (ss_at(sp, i) == '!' || ss_at(sp, i) == '?'))
+            i++;
+    }
+    if (!(i + 1 < n && ss_upper_ascii(ss_at(sp, i)) && ss_lower_ascii(ss_at(sp, i + 1))))
+        return 0;
+    int glued = glued_is_boundary(sp, p);
+    if (glued < 0)
+        return -1;
+    *end = glued ? i : -1;
+    *next = i;
+    return 1;
+}
+
+/* _emit for text without markup: append text[a:b] without surrounding whitespace, if anything is
+ * left. 0 appended or nothing to append, 1 too long (the caller gives up), -1 on error. */
+static int
+emit_trimmed(PyObject *spans, const Splitter *sp, Py_ssize_t a, Py_ssize_t b, Py_ssize_t max_span)
+{
+    while (a < b && ss_space(ss_at(sp, a)))
+        a++;
+    while (b > a && ss_space(ss_at(sp, b - 1)))
+        b--;
+    if (a == b)
+        return 0;
+    if (b - a > max_span)
+        return 1;
+    PyObject *span = Py_BuildValue("(nn)", a, b);
+    if (span == NULL)
+        return -1;
+    int rc = PyList_Append(spans, span);
+    Py_DECREF(span);
+    return rc;
+}
+
+/* The (start, end) pairs of `code_spans` in a new array of 2 * count, checked to be int pairs
+ * in order within text[0:n]; NULL with an exception set when they are not. No Python code runs
+ * here (ints are read as they are, no __index__), so the list cannot change meanwhile. */
+static Py_ssize_t *
+read_code_spans(PyObject *code_spans, Py_ssize_t n, Py_ssize_t *count)
+{
+    Py_ssize_t m = PyList_GET_SIZE(code_spans);
+    Py_ssize_t *out = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(2 * m + 1));
+    if (out == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_ssize_t last = 0;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        PyObject *pair = PyList_GET_ITEM(code_spans, k);
+        Py_ssize_t a = -1, b = -1;
+        if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2 && PyLong_Check(PyTuple_GET_ITEM(pair, 0))
+            && PyLong_Check(PyTuple_GET_ITEM(pair, 1))) {
+            a = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
+            b = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 1));
+        }
+        if (a < last || b < a || b > n) { /* an overflow reads as -1 */
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError,
+                            "plain_sentence_spans: code_spans must be (start, end) int pairs in order within the text");
+            PyMem_Free(out);
+            return NULL;
+        }
+        out[2 * k] = a;
+        out[2 * k + 1] = b;
+        last = b;
+    }
+    *count = m;
+    return out;
+}
+
+static PyObject *
+plain_sentence_spans(PyObject *self, PyObject *args)
+{
+    Splitter sp;
+    PyObject *code_spans, *words;
+    Py_ssize_t max_span;
+    if (!PyArg_ParseTuple(args, "UO!O!OO!n:plain_sentence_spans", &sp.text, &PyList_Type, &code_spans, &PyTuple_Type,
+                          &words, &sp.code_line, &PyFrozenSet_Type, &sp.glue_safe, &max_span))
+        return NULL;
+    if (!PyArg_ParseTuple(words, "O!O!O!:plain_sentence_spans words", &PyFrozenSet_Type, &sp.always,
+                          &PyFrozenSet_Type, &sp.before_num, &PyFrozenSet_Type, &sp.runon))
+        return NULL;
+    if (max_span < 1) {
+        PyErr_SetString(PyExc_ValueError, "plain_sentence_spans: max_span must be at least 1");
+        return NULL;
+    }
+    if (PyUnicode_READY(sp.text) < 0)
+        return NULL;
+    sp.kind = PyUnicode_KIND(sp.text);
+    sp.data = PyUnicode_DATA(sp.text);
+    Py_ssize_t n = sp.n = PyUnicode_GET_LENGTH(sp.text);
+    for (Py_ssize_t i = 0; i < n; i++) { /* markup and fences go the Python way */
+        Py_UCS4 c = ss_at(&sp, i);
+        if (c == '<' || c == '&'
+            || ((c == '~' || c == '`') && i + 2 < n && ss_at(&sp, i + 1) == c && ss_at(&sp, i + 2) == c))
+            Py_RETURN_NONE;
+    }
+    Py_ssize_t n_code;
+    Py_ssize_t *code = read_code_spans(code_spans, n, &n_code);
+    if (code == NULL)
+        return NULL;
+    PyObject *spans = PyList_New(0);
+    if (spans == NULL) {
+        PyMem_Free(code);
+        return NULL;
+    }
+    Py_ssize_t prev = 0, p = 0, k = 0;
+    int rc = 0;
+    while (p < n && rc == 0) {
+        Py_UCS4 c = ss_at(&sp, p);
+        if (c != '\n' && c != ':' && c != '.' && !ss_end_mark(c)) {
+            p++;
+            continue;
+        }
+        Py_ssize_t end, next;
+        int found = boundary_at(&sp, p, &end, &next);
+        if (found < 0) {
+            rc = -1;
+            break;
+        }
+        if (!found) {
+            p++;
+            continue;
+        }
+        p = next;
+        if (end < 0)
+            continue; /* a glued word that is a name, not two sentences */
+        while (k < n_code && code[2 * k + 1] <= end)
+            k++; /* both are in text order: walk the code spans alongside the cuts */
+        if (k < n_code && code[2 * k] < end)
+            continue; /* no cut inside a code span */
+        if (end > prev)
+            rc = emit_trimmed(spans, &sp, prev, end, max_span);
+        prev = next;
+    }
+    if (rc == 0 && prev < n)
+        rc = emit_trimmed(spans, &sp, prev, n, max_span);
+    PyMem_Free(code);
+    if (rc != 0) {
+        Py_DECREF(spans);
+        if (rc < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    return spans;
+}
+
 static PyMethodDef methods[] = {
     {"words", words, METH_O, words_doc},
     {"lookup_entries", lookup_entries, METH_VARARGS, lookup_entries_doc},
@@ -1947,6 +2480,7 @@ static PyMethodDef methods[] = {
     {"may_hold_links", may_hold_links, METH_VARARGS, may_hold_links_doc},
     {"plain_words", plain_words, METH_VARARGS, plain_words_doc},
     {"has_run", has_run, METH_VARARGS, has_run_doc},
+    {"plain_sentence_spans", plain_sentence_spans, METH_VARARGS, plain_sentence_spans_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1972,7 +2506,7 @@ PyInit__fastcount(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (PyModule_AddIntConstant(m, "VERSION", 4) < 0)
+    if (PyModule_AddIntConstant(m, "VERSION", 5) < 0)
         Py_CLEAR(m);
     return m;
 }

@@ -8,7 +8,7 @@ until `pip install -e .` builds the module again.
 from __future__ import annotations
 
 #: The interface this code calls; `_fastcount.VERSION` must be equal (bump both on any change).
-INTERFACE = 4
+INTERFACE = 5
 
 try:
     from . import _fastcount as fastcount

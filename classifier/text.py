@@ -19,6 +19,7 @@ from .compiled import fastcount as _fastcount
 # Compiled answers for plain ASCII text (classifier/_fastcount.c); other text goes the Python way.
 _compiled_may_hold_links = _fastcount.may_hold_links if _fastcount else None
 _compiled_plain_normalise = _fastcount.plain_normalise if _fastcount else None
+_compiled_plain_sentence_spans = _fastcount.plain_sentence_spans if _fastcount else None
 
 __all__ = [
     "strip_html",
@@ -849,6 +850,16 @@ _BOUNDARY = re.compile(
     """,
     re.M | re.X,
 )
+# The same word lists and code-line test for the compiled splitter (one definition, above).
+_SPLIT_WORDS = tuple(
+    frozenset("|".join(group).split("|"))
+    for group in (
+        (_ABBR_ALWAYS_2, _ABBR_ALWAYS_3, _ABBR_ALWAYS_4, _ABBR_ALWAYS_6),
+        (_ABBR_BEFORE_NUM_2, _ABBR_BEFORE_NUM_3, _ABBR_BEFORE_NUM_4),
+        tuple(_RUNON_WORDS.values()),
+    )
+)
+_CODE_LINE_AT = re.compile(_CODE_LINE, re.M | re.X)
 _WORD_AHEAD = re.compile(r"[A-Za-z0-9]*")
 _MARKUP_ONLY = re.compile(r"(?:<[^<>]*>|&#?\w+;|\s)*", re.S)
 _PROTECT, _GAP, _ATOM = 0, 1, 2  # region kinds: no cut inside / excluded separator / whole span
@@ -978,7 +989,22 @@ def _emit(text: str, s: int, e: int, spans: list, regions, whole: bool = False) 
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Split RAW text (may contain HTML or Markdown) into sentences; return (start, end) character offsets into `text`."""
+    """Split RAW text (may contain HTML or Markdown) into sentences; return (start, end) character offsets into `text`.
+
+    Where the compiled step is built, text without HTML or code fences (most posts) is split in
+    one pass that finds the same boundaries (3x faster; tests compare the two).
+    """
+    if _compiled_plain_sentence_spans is not None:
+        code = [m.span() for m in _SS_INLINE_CODE.finditer(text)] if "`" in text else []
+        spans = _compiled_plain_sentence_spans(text, code, _SPLIT_WORDS, _CODE_LINE_AT.match, _GLUE_SAFE_WORDS,
+                                               _MAX_SPAN)
+        if spans is not None:
+            return spans
+    return python_sentence_spans(text)
+
+
+def python_sentence_spans(text: str) -> list[tuple[int, int]]:
+    """`sentence_spans` by the regex (the fallback, and what tests compare with)."""
     if not text or text.isspace():
         return []
     spans: list[tuple[int, int]] = []

@@ -664,3 +664,71 @@ def test_reason_terms_refuses_a_sentence_term_missing_from_the_whole_post(tiny_m
     with pytest.raises(ValueError, match="missing from the whole post"):
         model_module._fastcount.reason_terms(counts.rows, idx.tobytes(), counts.x, counts.w, counts.n_whole,
                                              counts.n_rows - 1, -1, (1.0,) * 6, 10, tiny_model._term_names(), [])
+
+
+# What the sentence rules look at: abbreviations (also spelt with the letters that (?i:) matches
+# outside ASCII), list markers, code lines, glued words, closing quotes, Unicode punctuation,
+# letters, digits and spaces, and inline code.
+_SENTENCE_PIECES = [
+    " ", "  ", "\t", "\n", "\n\n", "\r\n", " \n", ".", "..", "...", "!", "?", "!?", ":", ": \n", ")", "]", "'", '"', "*",
+    "_", "a", "A", "The", "the", "of", "Of", "fig", "Fig", "figs", "approx", "xapprox", "no", "No", "sept", "1", "12",
+    "123", "1234", "H2O", "e", "U", "S", "word", "Word", "words", "Hello", "x.Com", "img.Tif", "www.", "/", "@", "=",
+    "-", "- ", "* ", "+ ", "1. ", "12) ", "> ", "# ", "####### ", "| ", "    ", "import numpy as np", "from x.has y",
+    "def f(", "for (", "x = 1", "f(x);", "{", "//", "$ ", ">>>", ",", ";", "(", "\x0b", "\x0c", "\x1c", "_x", "2of",
+    "between", "B", "Ab", "in", "at", "mr", "st", "3", "a.b", "z!Y", "ok!Yes", "why?No", "\u00e9", "caf\u00e9",
+    "\u2026", "\u3002", "\uff01", "\uff1f", "\u2019", "\u201d", "\u00bb", "\u2022 ", "\u25e6 ", "\u2013", "\u2014",
+    "\u0130", "\u0131", "\u017f", "\u212a", "F\u0131g", "\u017ft", "\u00b2", "\u0663", "\u00a0", "\u2028", "\x85",
+    "\U0001f600", "\ud800x", "``", "`x`", "` ", "`a.\nB`", "`e.g. X`",
+]
+
+
+def _compiled_spans(t: str):
+    from classifier import text
+
+    code = [m.span() for m in text._SS_INLINE_CODE.finditer(t)]
+    return text._compiled_plain_sentence_spans(t, code, text._SPLIT_WORDS, text._CODE_LINE_AT.match,
+                                               text._GLUE_SAFE_WORDS, text._MAX_SPAN)
+
+
+@compiled_only
+def test_compiled_sentence_spans_equal_the_regex_spans():
+    """Wherever the one-pass splitter answers, it finds exactly the regex's sentences; it leaves
+    HTML, entities, fences and sentences too long to keep whole to the Python path."""
+    from classifier import text
+
+    edge = ["", " ", "\n", ". x", "a.", "Fig. 2 shows it. See no. 4. No. It ends.", "e.g. this and U.S. that.",
+            "The end of\nThe line", "one,\nTwo", "a list:\n- one\n- two", "1. first\n2. second", "x.Com is here",
+            "it broke.Then it worked", "see a/b.Then", "Wow!Nice", "\u212aelvin.", "F\u0131g. 3", "\u00e9t\u00e9. Oui",
+            "a `b. C` d. E", "x" * 1500, "Hi.\n" + "z " * 700]
+    texts = edge + _corpus_pieces() + _tricky_texts(15, _SENTENCE_PIECES, 30000)
+    answered = 0
+    for t in texts:
+        fast = _compiled_spans(t)
+        if fast is not None:
+            answered += 1
+            assert fast == text.python_sentence_spans(t), repr(t[:80])
+        assert text.sentence_spans(t) == text.python_sentence_spans(t), repr(t[:80])
+    assert answered > 25000  # it does answer for most text
+    for t in ("a <b>c</b>. D", "Q&A. Next", "```\ncode.\n```", "~~~\nx. Y\n~~~", "word " * 300 + "."):
+        assert _compiled_spans(t) is None, t[:40]
+
+
+@compiled_only
+def test_compiled_sentence_spans_refuse_bad_arguments_and_pass_errors_on():
+    from classifier import text
+
+    args = (text._SPLIT_WORDS, text._CODE_LINE_AT.match, text._GLUE_SAFE_WORDS, text._MAX_SPAN)
+    split = text._compiled_plain_sentence_spans
+    for code in ([(3, 1)], [(0, 2), (1, 3)], [(0, 99)], [(0,)], ["ab"], [(0.5, 1)]):
+        with pytest.raises(ValueError, match="code_spans"):
+            split("a. B `c`", code, *args)
+    with pytest.raises(TypeError):
+        split(b"a. B", [], *args)
+    with pytest.raises(ValueError):
+        split("a. B", [], *args[:3], 0)
+
+    def broken(t, pos):
+        raise RuntimeError("code line check failed")
+
+    with pytest.raises(RuntimeError, match="code line check failed"):  # only a single newline asks
+        split("one\ntwo", [], args[0], broken, *args[2:])
