@@ -1889,16 +1889,24 @@ fail:
 PyDoc_STRVAR(has_run_doc,
 "has_run(text, n)\n"
 "--\n\n"
-"True when one character occurs n or more times in a row in text (n >= 1): the gate before\n"
-"`features.segments`' regex for runs of punctuation, which scans every post.");
+"True when one character occurs n or more times in a row in text, or n or more sentence marks\n"
+"(.!?\u2026\u3002\uff01\uff1f) in any mix do (n >= 1): the gate before `features.segments`' regex\n"
+"for runs of punctuation, which scans every post.");
+
+static inline int
+is_sentence_mark(Py_UCS4 c)
+{
+    return c == '.' || c == '!' || c == '?' || c == 0x2026 || c == 0x3002 || c == 0xff01 || c == 0xff1f;
+}
 
 #define HAS_RUN(TYPE)                                                                                    \
     do {                                                                                                 \
         const TYPE *s = (const TYPE *)data;                                                              \
-        Py_ssize_t run = 1;                                                                              \
+        Py_ssize_t run = 1, marks = is_sentence_mark(s[0]);                                              \
         for (Py_ssize_t i = 1; i < len; i++) {                                                           \
             run = s[i] == s[i - 1] ? run + 1 : 1;                                                        \
-            if (run >= n)                                                                                \
+            marks = is_sentence_mark(s[i]) ? marks + 1 : 0;                                              \
+            if (run >= n || marks >= n)                                                                  \
                 Py_RETURN_TRUE;                                                                          \
         }                                                                                                \
     } while (0)
@@ -1955,6 +1963,10 @@ typedef struct {
     const void *data;
     Py_ssize_t n;
     PyObject *always, *before_num, *runon, *code_line, *glue_safe;
+    /* the last glued word's token (from, end) and whether it is a name; one answer for every
+     * position in [from, end), so a long token of glued words is read once, not once a word */
+    Py_ssize_t token_from, token_end;
+    int token_is_name;
 } Splitter;
 
 static inline Py_UCS4
@@ -2189,7 +2201,7 @@ capital_line_starts_sentence(const Splitter *sp, Py_ssize_t p, Py_ssize_t q)
 /* _glued_is_boundary: a glued "word.Word" at p is copy-paste damage, not a domain, file name or
  * path. 1, 0, -1 on error. */
 static int
-glued_is_boundary(const Splitter *sp, Py_ssize_t p)
+glued_is_boundary(Splitter *sp, Py_ssize_t p)
 {
     Py_ssize_t n = sp->n;
     if (ss_at(sp, p) == '.') {
@@ -2200,6 +2212,10 @@ glued_is_boundary(const Splitter *sp, Py_ssize_t p)
         if (safe != 0)
             return safe < 0 ? -1 : 0;
     }
+    /* From p to the token's end there is no whitespace, so a later p in [from, end) has the
+     * same token: the last ' ', '\n' or '\t' before it and the first whitespace after it. */
+    if (p >= sp->token_from && p < sp->token_end)
+        return !sp->token_is_name;
     Py_ssize_t left = p;
     while (left > 0) {
         Py_UCS4 c = ss_at(sp, left - 1);
@@ -2210,22 +2226,25 @@ glued_is_boundary(const Splitter *sp, Py_ssize_t p)
     Py_ssize_t right = p;
     while (right < n && !ss_space(ss_at(sp, right)))
         right++;
-    for (Py_ssize_t i = left; i < right; i++) {
+    int name = 0;
+    for (Py_ssize_t i = left; i < right && !name; i++) {
         Py_UCS4 c = ss_at(sp, i);
-        if (c == '/' || c == '@' || c == '=')
-            return 0;
-        if (i + 4 <= right && (c | 0x20) == 'w' && (ss_at(sp, i + 1) | 0x20) == 'w'
-            && (ss_at(sp, i + 2) | 0x20) == 'w' && ss_at(sp, i + 3) == '.')
-            return 0; /* "www." in token.lower(): no other character lower-cases to 'w' or '.' */
+        /* "www." in token.lower(): no other character lower-cases to 'w' or '.' */
+        name = c == '/' || c == '@' || c == '='
+               || (i + 4 <= right && (c | 0x20) == 'w' && (ss_at(sp, i + 1) | 0x20) == 'w'
+                   && (ss_at(sp, i + 2) | 0x20) == 'w' && ss_at(sp, i + 3) == '.');
     }
-    return 1;
+    sp->token_from = p;
+    sp->token_end = right;
+    sp->token_is_name = name;
+    return !name;
 }
 
 /* The match of _BOUNDARY that starts at p (one of "\n:.!?…。！？"): 1 with the end of the piece
  * before it in *end and the end of the match in *next, 0 for no match, -1 on error. A glued
  * boundary that _glued_is_boundary rejects is a match with *end = -1. */
 static int
-boundary_at(const Splitter *sp, Py_ssize_t p, Py_ssize_t *end, Py_ssize_t *next)
+boundary_at(Splitter *sp, Py_ssize_t p, Py_ssize_t *end, Py_ssize_t *next)
 {
     Py_ssize_t n = sp->n, q = p + 1, i;
     Py_UCS4 c = ss_at(sp, p);
@@ -2332,6 +2351,25 @@ boundary_at(const Splitter *sp, Py_ssize_t p, Py_ssize_t *end, Py_ssize_t *next)
     return 1;
 }
 
+/* Where to look next after no boundary starts at p. Inside a run of ".!?…" and closers no
+ * boundary starts either unless whitespace follows the run: sentence punctuation must be followed
+ * by whitespace at the end of what it takes, which lies inside the run or at its end, and a glued
+ * word needs a lower-case letter before it. Skipping such a run keeps "?!?!..." linear. */
+static Py_ssize_t
+after_failed_punctuation(const Splitter *sp, Py_ssize_t p)
+{
+    Py_ssize_t e = p;
+    while (e < sp->n) {
+        Py_UCS4 c = ss_at(sp, e);
+        if (!(c == '.' || c == '!' || c == '?' || c == 0x2026 || ss_closer(c)))
+            break;
+        e++;
+    }
+    if (e > p + 1 && (e == sp->n || !ss_space(ss_at(sp, e))))
+        return e;
+    return p + 1;
+}
+
 /* _emit for text without markup: append text[a:b] without surrounding whitespace, if anything is
  * left. 0 appended or nothing to append, 1 too long (the caller gives up), -1 on error. */
 static int
@@ -2372,7 +2410,8 @@ read_code_spans(PyObject *code_spans, Py_ssize_t n, Py_ssize_t *count)
         if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2 && PyLong_Check(PyTuple_GET_ITEM(pair, 0))
             && PyLong_Check(PyTuple_GET_ITEM(pair, 1))) {
             a = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
-            b = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 1));
+            if (!(a == -1 && PyErr_Occurred()))
+                b = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 1));
         }
         if (a < last || b < a || b > n) { /* an overflow reads as -1 */
             PyErr_Clear();
@@ -2410,16 +2449,24 @@ plain_sentence_spans(PyObject *self, PyObject *args)
     sp.kind = PyUnicode_KIND(sp.text);
     sp.data = PyUnicode_DATA(sp.text);
     Py_ssize_t n = sp.n = PyUnicode_GET_LENGTH(sp.text);
-    for (Py_ssize_t i = 0; i < n; i++) { /* markup and fences go the Python way */
-        Py_UCS4 c = ss_at(&sp, i);
-        if (c == '<' || c == '&'
-            || ((c == '~' || c == '`') && i + 2 < n && ss_at(&sp, i + 1) == c && ss_at(&sp, i + 2) == c))
-            Py_RETURN_NONE;
-    }
+    sp.token_from = sp.token_end = 0;
+    sp.token_is_name = 0;
     Py_ssize_t n_code;
     Py_ssize_t *code = read_code_spans(code_spans, n, &n_code);
     if (code == NULL)
         return NULL;
+    /* markup and fences go the Python way, and so does a str subclass (whose own methods the
+     * Python path would call) */
+    int plain = PyUnicode_CheckExact(sp.text);
+    for (Py_ssize_t i = 0; i < n && plain; i++) {
+        Py_UCS4 c = ss_at(&sp, i);
+        plain = !(c == '<' || c == '&'
+                  || ((c == '~' || c == '`') && i + 2 < n && ss_at(&sp, i + 1) == c && ss_at(&sp, i + 2) == c));
+    }
+    if (!plain) {
+        PyMem_Free(code);
+        Py_RETURN_NONE;
+    }
     PyObject *spans = PyList_New(0);
     if (spans == NULL) {
         PyMem_Free(code);
@@ -2440,7 +2487,7 @@ plain_sentence_spans(PyObject *self, PyObject *args)
             break;
         }
         if (!found) {
-            p++;
+            p = after_failed_punctuation(&sp, p);
             continue;
         }
         p = next;

@@ -291,8 +291,9 @@ def segments(post: Post) -> list[Segment]:
         start = len(title) - len(title.lstrip())
         out.append(Segment("title", start, len(title.rstrip()), _text.normalise(title)))
     body = post.body[:MAX_FIELD_CHARS]
-    # Long runs of one punctuation character ("?????...") make sentence splitting quadratic;
-    # split on a copy where they are spaces of the same length, so offsets still match.
+    # Long runs of one punctuation character ("?????...") or of sentence marks in any mix
+    # ("?!?!...") make sentence splitting quadratic; split on a copy where they are spaces of the
+    # same length, so offsets still match.
     split_on = _PUNCT_RUN.sub(_blank, body) if has_run(body, _PUNCT_RUN_MIN) else body
     for start, end in _text.sentence_spans(split_on):
         normalised = _text.normalise(body[start:end])
@@ -311,7 +312,7 @@ def segments(post: Post) -> list[Segment]:
 
 
 _PUNCT_RUN_MIN = 32
-_PUNCT_RUN = re.compile(rf"([^\w\s])\1{{{_PUNCT_RUN_MIN - 1},}}")
+_PUNCT_RUN = re.compile(rf"([^\w\s])\1{{{_PUNCT_RUN_MIN - 1},}}|[.!?\u2026\u3002\uff01\uff1f]{{{_PUNCT_RUN_MIN},}}")
 
 
 def _blank(m: re.Match) -> str:
@@ -319,9 +320,10 @@ def _blank(m: re.Match) -> str:
 
 
 def has_run(text: str, n: int) -> bool:
-    """False when no character occurs n or more times in a row in `text`, so the regex for such
-    runs need not scan it (compiled where built: one pass, against 5 us a post for the regex;
-    without it, always True and the regex decides)."""
+    """False when no character occurs n or more times in a row in `text`, nor n sentence marks
+    (.!?… and the CJK ones) in any mix, so the regex for such runs need not scan it (compiled
+    where built: one pass, against 5 us a post for the regex; without it, always True and the
+    regex decides)."""
     if _compiled_has_run is not None:
         return _compiled_has_run(text, n)
     return True

@@ -529,20 +529,25 @@ def test_may_hold_links_is_false_only_where_the_finders_find_nothing():
 
 
 @compiled_only
-def test_has_run_finds_every_run_of_n_equal_characters():
+def test_has_run_finds_every_run_of_n_equal_characters_or_sentence_marks():
     from itertools import groupby
 
     from classifier import _fastcount
 
-    pieces = ["?", "??", "?" * 31, "!", "a", "\u00e9", "\u00e9" * 16, "\u65e5" * 7, "\U0001f600" * 5, " ", "\n"]
-    texts = ["", "?", "?" * 32, "x" + "?" * 31 + "y", "\u65e5" * 32] + _tricky_texts(13, pieces, 5000)
-    runs = 0
+    marks = ".!?\u2026\u3002\uff01\uff1f"
+    pieces = ["?", "??", "?" * 31, "!", "?!" * 8, ".", "\u2026", "\u3002\uff01\uff1f", "a", "\u00e9", "\u00e9" * 16,
+              "\u65e5" * 7, "\U0001f600" * 5, " ", "\n"]
+    texts = ["", "?", "?" * 32, "x" + "?" * 31 + "y", "\u65e5" * 32, "?!" * 16, "x" + ".!?" * 10 + "\u2026y"]
+    texts += _tricky_texts(13, pieces, 5000)
+    runs = mixed = 0
     for t in texts:
         for n in (1, 2, 5, 32):
-            expected = any(len(list(g)) >= n for _, g in groupby(t))
-            assert _fastcount.has_run(t, n) == expected, (repr(t[:40]), n)
-            runs += expected and n == 32
-    assert runs > 500
+            equal = any(len(list(g)) >= n for _, g in groupby(t))
+            in_marks = any(len(list(g)) >= n for is_mark, g in groupby(t, key=lambda c: c in marks) if is_mark)
+            assert _fastcount.has_run(t, n) == (equal or in_marks), (repr(t[:40]), n)
+            runs += equal and n == 32
+            mixed += in_marks and not equal and n == 32
+    assert runs > 500 and mixed > 100
     with pytest.raises(ValueError):
         _fastcount.has_run("aaa", 0)
 
@@ -727,8 +732,48 @@ def test_compiled_sentence_spans_refuse_bad_arguments_and_pass_errors_on():
     with pytest.raises(ValueError):
         split("a. B", [], *args[:3], 0)
 
+    with pytest.raises(ValueError, match="code_spans"):  # checked before the text is looked at
+        split("a <b>c</b>", [(5, 2)], *args)
+    with pytest.raises(ValueError, match="code_spans"):
+        split("a. B `c`", [(2**70, 2**71)], *args)
+
     def broken(t, pos):
         raise RuntimeError("code line check failed")
 
     with pytest.raises(RuntimeError, match="code line check failed"):  # only a single newline asks
         split("one\ntwo", [], args[0], broken, *args[2:])
+
+    class Raising(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other):
+            raise RuntimeError("word comparison failed")
+
+    with pytest.raises(RuntimeError, match="word comparison failed"):
+        split("See fig. 2 here.", [], (frozenset([Raising("fig")]),) + args[0][1:], *args[1:])
+
+
+@compiled_only
+def test_compiled_sentence_spans_leave_str_subclasses_to_python():
+    """A str subclass may override what the Python path calls (isspace, rfind): it goes that way."""
+    from classifier import text
+
+    class Text(str):
+        pass
+
+    assert _compiled_spans(Text("One. Two.")) is None
+    assert text.sentence_spans(Text("One. Two.")) == [(0, 4), (5, 9)]
+
+
+def test_the_sentence_word_lists_have_the_lengths_the_compiled_splitter_reads():
+    """The regex groups abbreviations by length (look-behinds have a fixed width), and the
+    compiled splitter reads the same lengths: a 6-letter word after five letters or more, 2 to 4
+    letters otherwise, run-on words of up to 8. A word of another length needs both changed."""
+    from classifier import text
+
+    always, before_num, runon = text._SPLIT_WORDS
+    assert {len(w) for w in always} <= {2, 3, 4, 6}
+    assert {len(w) for w in before_num} <= {2, 3, 4}
+    assert max(map(len, runon)) <= 8
+    for words in text._SPLIT_WORDS:
+        assert all(w.isascii() and w.isalpha() and w.islower() for w in words)

@@ -82,7 +82,8 @@ def test_field_prefix_limit():
 
 
 @pytest.mark.parametrize("body", [". " * 10_000, "." * 20_000, "?" * 20_000, "a." * 10_000, "x" * 20_000,
-                                  "\n" * 20_000, "<p>" * 6_000, "word... " * 2_500])
+                                  "\n" * 20_000, "<p>" * 6_000, "word... " * 2_500, "?!" * 10_000, "!?." * 6_000 + "x",
+                                  "<b>x</b>" + "?!" * 9_990, "Fine.\u2026" * 3_000])
 def test_hostile_bodies_do_not_blow_up(body):
     """Guards against quadratic splitting (seconds to minutes before the fix), not a speed test:
     the bound is two orders of magnitude above the normal milliseconds."""
