@@ -372,9 +372,16 @@ def _chain_windows(text: str, word_hits: bool) -> list[tuple[int, int]]:
     for start, end in hits:
         while start and text[start - 1] in _SEP_EDGE:
             start -= 1
-        left = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start), text.rfind("\t", 0, start)) + 1
         while end < n and text[end] in _SEP_EDGE:
             end += 1
+        # A hit that ends inside the last window cannot widen it (that window ends where the
+        # token after its last hit ends), and a search for the token's start need not look
+        # before the last window's end: both keep a long token of hits linear, not quadratic.
+        last_right = windows[-1][1] if windows else 0
+        if windows and end <= last_right:
+            continue
+        left = max(text.rfind(" ", last_right, start), text.rfind("\n", last_right, start),
+                   text.rfind("\t", last_right, start)) + 1
         right = _NONSPACE_RUN.match(text, end).end()
         if windows and left <= windows[-1][1]:
             windows[-1] = (windows[-1][0], max(windows[-1][1], right))
@@ -513,16 +520,27 @@ _CODE_FIRST_LABELS = frozenset(
 
 
 def _trim_url(url: str) -> str:
-    """Drop sentence punctuation and unbalanced closing brackets that stuck to the end of a URL."""
-    while url:
-        last = url[-1]
+    """Drop sentence punctuation and unbalanced closing brackets that stuck to the end of a URL.
+
+    Brackets are counted once and the counts kept as closers are dropped (counting the whole
+    URL again for each one made a URL ending in thousands of ")" quadratic).
+    """
+    end = len(url)
+    counts = None
+    while end:
+        last = url[end - 1]
         if last in _URL_TRAILING:
-            url = url[:-1]
-        elif last in _URL_CLOSERS and url.count(_URL_CLOSERS[last]) < url.count(last):
-            url = url[:-1]
+            end -= 1
+        elif last in _URL_CLOSERS:
+            if counts is None:
+                counts = {c: url.count(c, 0, end) for c in "()[]{}"}
+            if counts[_URL_CLOSERS[last]] >= counts[last]:
+                break
+            counts[last] -= 1
+            end -= 1
         else:
             break
-    return url
+    return url[:end]
 
 
 def _scheme_and_www_urls(text: str) -> list[tuple[int, int]]:
@@ -778,7 +796,8 @@ _SS_HTML = re.compile(
     """,
     re.I | re.S | re.X,
 )
-_SS_INLINE_CODE = re.compile(r"`(?P<bt>`*)[^`\n](?:[^\n]*?[^`\n])??`(?P=bt)(?!`)")
+_SS_INLINE_CODE = re.compile(r"`(?P<bt>`*)[^`\n](?:[^\n]*?[^`\n])??`(?P=bt)(?!`)")  # see inline_code_spans
+_BACKTICKS = re.compile(r"`+")
 # Abbreviations after which a full stop does not end the sentence, grouped by length because
 # each look-behind must have a fixed width.  The BEFORE_NUM ones only count before a number.
 _ABBR_ALWAYS_2 = "al|vs|dr|mr|ms|st|jr|sr|pp|cf|ca|eq|mt|lt|ft"
@@ -865,28 +884,81 @@ _MARKUP_ONLY = re.compile(r"(?:<[^<>]*>|&#?\w+;|\s)*", re.S)
 _PROTECT, _GAP, _ATOM = 0, 1, 2  # region kinds: no cut inside / excluded separator / whole span
 
 
-def _glued_is_boundary(text: str, m: re.Match) -> bool:
-    """Check that a glued 'word.Word' is copy-paste damage, not a domain, file name or path."""
+def _glued_is_boundary(text: str, m: re.Match, last_token: list) -> bool:
+    """Check that a glued 'word.Word' is copy-paste damage, not a domain, file name or path.
+
+    `last_token` is [from, end, is_name] of the token last looked at, kept by the caller: from
+    `from` to the token's end there is no whitespace, so every glued word in between has the
+    same token, and a long token of glued words is read once, not once per word.
+    """
     pos = m.start()
     if text[pos] == "." and _WORD_AHEAD.match(text, pos + 1).group().lower() in _GLUE_SAFE_WORDS:
         return False  # "Example.Com", "img.Tif"
+    if last_token[0] <= pos < last_token[1]:
+        return not last_token[2]
     left = max(text.rfind(" ", 0, pos), text.rfind("\n", 0, pos), text.rfind("\t", 0, pos)) + 1
-    token = text[left : _NONSPACE_RUN.match(text, pos).end()]
-    return not ("/" in token or "@" in token or "=" in token or "www." in token.lower())
+    right = _NONSPACE_RUN.match(text, pos).end()
+    token = text[left:right]
+    is_name = "/" in token or "@" in token or "=" in token or "www." in token.lower()
+    last_token[:] = [pos, right, is_name]
+    return not is_name
+
+
+def inline_code_spans(text: str, pos: int = 0, endpos: int | None = None) -> list[tuple[int, int]]:
+    """The spans `_SS_INLINE_CODE.finditer(text, pos, endpos)` finds, in time linear in the text.
+
+    The regex retries the rest of the line for every opening run of backticks, so a line of
+    many runs of different lengths took half a second. Its matches are, from left to right: a
+    run of k backticks (the whole run, else its last k-1, k-2, ... backticks) that is not
+    followed by a newline or the end, up to the next run of exactly k backticks on the same line.
+    """
+    endpos = len(text) if endpos is None else endpos
+    runs = [m.span() for m in _BACKTICKS.finditer(text, pos, endpos)]
+    by_length: dict[int, list[int]] = {}
+    for i, (start, end) in enumerate(runs):
+        by_length.setdefault(end - start, []).append(i)
+    spans = []
+    i = 0
+    newline = -1  # the first newline (or endpos) after the current run
+    while i < len(runs):
+        start, end = runs[i]
+        i += 1
+        if end == endpos or text[end] == "\n":
+            continue
+        if newline < end:
+            newline = text.find("\n", end, endpos)
+            newline = endpos if newline == -1 else newline
+        for k in range(end - start, 0, -1):
+            later = by_length.get(k, ())
+            j = bisect_right(later, i - 1)
+            if j < len(later) and runs[later[j]][0] < newline:
+                closer = later[j]
+                spans.append((end - k, runs[closer][1]))
+                i = closer + 1
+                break
+    return spans
 
 
 def _regions_between(
-    regex: re.Pattern, text: str, outer: list[tuple[int, int, int]], classify
+    find, text: str, outer: list[tuple[int, int, int]]
 ) -> list[tuple[int, int, int]]:
-    """Add the matches of `regex` that lie between the already known regions, keeping order."""
+    """Add the regions `find(text, pos, endpos)` gives between the already known ones, in order."""
     merged = []
     pos = 0
     for region in outer + [(len(text), len(text), -1)]:
-        merged.extend((*m.span(), classify(m)) for m in regex.finditer(text, pos, region[0]))
+        merged.extend(find(text, pos, region[0]))
         if region[2] != -1:
             merged.append(region)
         pos = region[1]
     return merged
+
+
+def _code_regions(text: str, pos: int, endpos: int) -> list[tuple[int, int, int]]:
+    return [(start, end, _PROTECT) for start, end in inline_code_spans(text, pos, endpos)]
+
+
+def _html_regions(text: str, pos: int, endpos: int) -> list[tuple[int, int, int]]:
+    return [(*m.span(), _html_region_kind(m)) for m in _SS_HTML.finditer(text, pos, endpos)]
 
 
 def _html_region_kind(m: re.Match) -> int:
@@ -905,19 +977,19 @@ def _find_regions(text: str) -> list[tuple[int, int, int]]:
     if "```" in text or "~~~" in text:
         regions = [(*m.span(), _ATOM) for m in _FENCE.finditer(text)]
     if "`" in text:
-        regions = _regions_between(_SS_INLINE_CODE, text, regions, lambda m: _PROTECT)
+        regions = _regions_between(_code_regions, text, regions)
     if "<" in text:
-        regions = _regions_between(_SS_HTML, text, regions, _html_region_kind)
+        regions = _regions_between(_html_regions, text, regions)
     return regions
 
 
-def _cut_of(text: str, m: re.Match) -> tuple[int, int] | None:
+def _cut_of(text: str, m: re.Match, last_token: list) -> tuple[int, int] | None:
     """Turn one boundary match into (end of this piece, start of next), or None if it is no cut."""
     kind = m.lastgroup
     if kind == "punct" or kind == "colon":
         return m.end(kind), m.end()
     if kind == "glued":
-        if not _glued_is_boundary(text, m):
+        if not _glued_is_boundary(text, m, last_token):
             return None
         return m.end(), m.end()
     return m.start(), m.end()  # newline kinds: the newline(s) separate the pieces
@@ -927,8 +999,9 @@ def _collect_cuts(text: str, regions: list[tuple[int, int, int]]) -> list[tuple[
     """Find every boundary as (end of previous piece, start of next piece), skipping protected spots."""
     cuts = []
     i, count = 0, len(regions)
+    last_token = [0, 0, False]
     for m in _BOUNDARY.finditer(text):
-        cut = _cut_of(text, m)
+        cut = _cut_of(text, m, last_token)
         if cut is None:
             continue
         while i < count and regions[i][1] <= cut[0]:
@@ -995,7 +1068,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     one pass that finds the same boundaries (3x faster; tests compare the two).
     """
     if _compiled_plain_sentence_spans is not None:
-        code = [m.span() for m in _SS_INLINE_CODE.finditer(text)] if "`" in text else []
+        code = inline_code_spans(text) if "`" in text else []
         spans = _compiled_plain_sentence_spans(text, code, _SPLIT_WORDS, _CODE_LINE_AT.match, _GLUE_SAFE_WORDS,
                                                _MAX_SPAN)
         if spans is not None:
@@ -1012,12 +1085,13 @@ def python_sentence_spans(text: str) -> list[tuple[int, int]]:
     prev = 0
     if not regions:  # plain text: cuts arrive in order, no filtering or sorting needed
         careful = "<" in text or "&" in text  # pieces might be markup only
+        last_token = [0, 0, False]
         for m in _BOUNDARY.finditer(text):
             kind = m.lastgroup
             if kind == "punct":
                 end = m.end(kind)
             elif kind == "glued":
-                if not _glued_is_boundary(text, m):
+                if not _glued_is_boundary(text, m, last_token):
                     continue
                 end = m.end()
             elif kind == "colon":

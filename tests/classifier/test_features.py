@@ -83,14 +83,18 @@ def test_field_prefix_limit():
 
 @pytest.mark.parametrize("body", [". " * 10_000, "." * 20_000, "?" * 20_000, "a." * 10_000, "x" * 20_000,
                                   "\n" * 20_000, "<p>" * 6_000, "word... " * 2_500, "?!" * 10_000, "!?." * 6_000 + "x",
-                                  "<b>x</b>" + "?!" * 9_990, "Fine.\u2026" * 3_000])
-def test_hostile_bodies_do_not_blow_up(body):
-    """Guards against quadratic splitting (seconds to minutes before the fix), not a speed test:
-    the bound is two orders of magnitude above the normal milliseconds."""
+                                  "<b>x</b>" + "?!" * 9_990, "Fine.\u2026" * 3_000,
+                                  "(." * 5_000 + "\u3316\u3315" * 5_000, "```\n" + "(." * 5_000 + "\u3316\u3315" * 5_000,
+                                  "http://a.b" + ")\u2026" * 9_995, "http://a.b" + "\u3316" * 10_000 + ")" * 9_990,
+                                  "```\n" + "a.Ba" * 5_000, "`a``a```a````a" * 35 + "a.Ba" * 4_800 + "@"])
+@pytest.mark.parametrize("field", ["title", "body"])
+def test_hostile_bodies_do_not_blow_up(body, field):
+    """Guards against quadratic splitting and clean-up (seconds to minutes before the fixes), not
+    a speed test: the bound is two orders of magnitude above the normal milliseconds."""
     import time
 
     start = time.perf_counter()
-    segs = features.segments(Post("h", "", body))
+    segs, _, _ = features.post_tokens(Post("h", body, "") if field == "title" else Post("h", "", body))
     assert time.perf_counter() - start < 2.0
     assert len(segs) <= features.MAX_SEGMENTS
     for s in segs:

@@ -750,3 +750,89 @@ def test_no_pathological_slowdown(text):
     find_emails(text)
     find_phones(text)
     assert time.perf_counter() - start < 2.0
+
+
+# -- linear-time versions of steps that were quadratic on hostile text: each against its definition
+
+
+def test_inline_code_spans_are_the_regex_matches():
+    """`inline_code_spans` finds exactly what `_SS_INLINE_CODE.finditer` finds, also between bounds."""
+    rng = random.Random(3)
+    pieces = ["`", "``", "```", "````", "a", "b c", " ", "\n", "`a`", "``a`b``", "x`", "\\"]
+    checked = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        pos, endpos = (0, len(text)) if rng.random() < 0.5 else sorted(rng.randint(0, len(text)) for _ in "ab")
+        expected = [m.span() for m in text_module._SS_INLINE_CODE.finditer(text, pos, endpos)]
+        assert text_module.inline_code_spans(text, pos, endpos) == expected, (text, pos, endpos)
+        checked += bool(expected)
+    assert checked > 5000
+
+
+def _trim_url_by_definition(url: str) -> str:
+    while url:
+        last = url[-1]
+        if last in text_module._URL_TRAILING:
+            url = url[:-1]
+        elif last in text_module._URL_CLOSERS and url.count(text_module._URL_CLOSERS[last]) < url.count(last):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def test_trim_url_drops_what_the_definition_drops():
+    rng = random.Random(4)
+    pieces = ["a", "/", ".", ",", "!", "'", '"', "*", "(", ")", "[", "]", "{", "}", "x)", "(y"]
+    for _ in range(20000):
+        url = "http://a.b/" + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert text_module._trim_url(url) == _trim_url_by_definition(url), url
+
+
+def _chain_windows_by_definition(text: str, word_hits: bool) -> list[tuple[int, int]]:
+    hits = [m.span() for m in text_module._DOT_CHAR_HIT.finditer(text)]
+    if word_hits:
+        hits = sorted(hits + [m.span() for m in text_module._DOT_WORD_HIT.finditer(text)])
+    windows: list[tuple[int, int]] = []
+    for start, end in hits:
+        while start and text[start - 1] in text_module._SEP_EDGE:
+            start -= 1
+        left = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start), text.rfind("\t", 0, start)) + 1
+        while end < len(text) and text[end] in text_module._SEP_EDGE:
+            end += 1
+        right = text_module._NONSPACE_RUN.match(text, end).end()
+        if windows and left <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(windows[-1][1], right))
+        else:
+            windows.append((left, right))
+    return windows
+
+
+def test_chain_windows_are_those_of_the_definition():
+    rng = random.Random(5)
+    pieces = ["a", "b", "com", ".", " ", "  ", "\t", "\n", "\r", "\x0b", "(", ")", "[", "]", "{", "}", "<", ">", "dot",
+              "DoT", " dot ", "[.]", "(.)", " . ", "x.y"]
+    hits = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        for word_hits in (False, True):
+            expected = _chain_windows_by_definition(text, word_hits)
+            assert text_module._chain_windows(text, word_hits) == expected, (text, word_hits)
+            hits += bool(expected)
+    assert hits > 10000
+
+
+def test_glued_word_checks_share_a_token_with_the_same_answers():
+    """The token remembered between glued words gives each word the answer it gets alone."""
+    rng = random.Random(6)
+    pieces = ["ab", "cd", ".", "Ef", "Gh", "!", "?", " ", "\n", "\t", "\r", "/", "@", "=", "www.", "Com", "Tif"]
+    glued = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        shared = [0, 0, False]
+        for m in text_module._BOUNDARY.finditer(text):
+            if m.lastgroup == "glued":
+                glued += 1
+                alone = text_module._glued_is_boundary(text, m, [0, 0, False])
+                assert text_module._glued_is_boundary(text, m, shared) == alone, text
+    assert glued > 5000
