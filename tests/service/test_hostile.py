@@ -17,6 +17,10 @@ TEXTS = {
     "1 MiB single token": ONE_TOKEN,
     "control characters": "".join(chr(c) for c in range(32)) * 50,
     "only punctuation": ". " * 20_000,
+    # text that made sentence splitting or clean-up quadratic (seconds a post) before
+    "sentence marks in a mix": "?!" * 10_000,
+    "obfuscated dots and wide characters": "(." * 5_000 + "\u3316\u3315" * 5_000,
+    "a link closed again and again": "http://a.b" + ")\u2026" * 9_995,
 }
 RAW_BODIES = {
     "deep nesting": b"[" * 100_000 + b"]" * 100_000,
