@@ -1963,9 +1963,9 @@ typedef struct {
     const void *data;
     Py_ssize_t n;
     PyObject *always, *before_num, *runon, *code_line, *glue_safe;
-    /* the last glued word's token (from, end) and whether it is a name; one answer for every
-     * position in [from, end), so a long token of glued words is read once, not once a word */
-    Py_ssize_t token_from, token_end;
+    /* the last glued word's position, its token [start, end) and whether that is a name (see
+     * glued_is_boundary) */
+    Py_ssize_t token_from, token_start, token_end;
     int token_is_name;
 } Splitter;
 
@@ -2212,12 +2212,14 @@ glued_is_boundary(Splitter *sp, Py_ssize_t p)
         if (safe != 0)
             return safe < 0 ? -1 : 0;
     }
-    /* From p to the token's end there is no whitespace, so a later p in [from, end) has the
-     * same token: the last ' ', '\n' or '\t' before it and the first whitespace after it. */
+    /* Glued words come in text order, and a long run of them is read once, not once a word:
+     * from the last one to its token's end there is no whitespace, so a glued word in between
+     * has the same token; and when no ' ', '\n' or '\t' lies between that token's end and p,
+     * p's token starts where the last one did and holds it. */
     if (p >= sp->token_from && p < sp->token_end)
         return !sp->token_is_name;
     Py_ssize_t left = p;
-    while (left > 0) {
+    while (left > sp->token_end) {
         Py_UCS4 c = ss_at(sp, left - 1);
         if (c == ' ' || c == '\n' || c == '\t')
             break;
@@ -2227,7 +2229,13 @@ glued_is_boundary(Splitter *sp, Py_ssize_t p)
     while (right < n && !ss_space(ss_at(sp, right)))
         right++;
     int name = 0;
-    for (Py_ssize_t i = left; i < right && !name; i++) {
+    Py_ssize_t from = left;
+    if (left == sp->token_end && sp->token_end > 0) { /* the same token, grown ("www." may straddle) */
+        left = sp->token_start;
+        name = sp->token_is_name;
+        from = sp->token_end - 3 > left ? sp->token_end - 3 : left;
+    }
+    for (Py_ssize_t i = from; i < right && !name; i++) {
         Py_UCS4 c = ss_at(sp, i);
         /* "www." in token.lower(): no other character lower-cases to 'w' or '.' */
         name = c == '/' || c == '@' || c == '='
@@ -2235,6 +2243,7 @@ glued_is_boundary(Splitter *sp, Py_ssize_t p)
                    && (ss_at(sp, i + 2) | 0x20) == 'w' && ss_at(sp, i + 3) == '.');
     }
     sp->token_from = p;
+    sp->token_start = left;
     sp->token_end = right;
     sp->token_is_name = name;
     return !name;
@@ -2449,7 +2458,7 @@ plain_sentence_spans(PyObject *self, PyObject *args)
     sp.kind = PyUnicode_KIND(sp.text);
     sp.data = PyUnicode_DATA(sp.text);
     Py_ssize_t n = sp.n = PyUnicode_GET_LENGTH(sp.text);
-    sp.token_from = sp.token_end = 0;
+    sp.token_from = sp.token_start = sp.token_end = 0;
     sp.token_is_name = 0;
     Py_ssize_t n_code;
     Py_ssize_t *code = read_code_spans(code_spans, n, &n_code);

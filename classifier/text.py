@@ -887,20 +887,27 @@ _PROTECT, _GAP, _ATOM = 0, 1, 2  # region kinds: no cut inside / excluded separa
 def _glued_is_boundary(text: str, m: re.Match, last_token: list) -> bool:
     """Check that a glued 'word.Word' is copy-paste damage, not a domain, file name or path.
 
-    `last_token` is [from, end, is_name] of the token last looked at, kept by the caller: from
-    `from` to the token's end there is no whitespace, so every glued word in between has the
-    same token, and a long token of glued words is read once, not once per word.
+    `last_token` is [from, start, end, is_name] of the token last looked at, kept by the caller
+    (glued words come in text order), so that a long run of glued words is read once, not once
+    a word: from `from` to the token's end there is no whitespace, so a glued word in between has
+    the same token; and when no " ", "\n" or "\t" lies between the last token's end and the next
+    glued word, that word's token starts where the last one did and holds it.
     """
     pos = m.start()
     if text[pos] == "." and _WORD_AHEAD.match(text, pos + 1).group().lower() in _GLUE_SAFE_WORDS:
         return False  # "Example.Com", "img.Tif"
-    if last_token[0] <= pos < last_token[1]:
-        return not last_token[2]
-    left = max(text.rfind(" ", 0, pos), text.rfind("\n", 0, pos), text.rfind("\t", 0, pos)) + 1
-    right = _NONSPACE_RUN.match(text, pos).end()
-    token = text[left:right]
-    is_name = "/" in token or "@" in token or "=" in token or "www." in token.lower()
-    last_token[:] = [pos, right, is_name]
+    seen_from, start, seen_end, is_name = last_token
+    if seen_from <= pos < seen_end:
+        return not is_name
+    cut = max(text.rfind(" ", seen_end, pos), text.rfind("\n", seen_end, pos), text.rfind("\t", seen_end, pos))
+    end = _NONSPACE_RUN.match(text, pos).end()
+    if cut == -1 and seen_end:  # the same token, grown: look at what it gained ("www." may straddle)
+        new = text[max(start, seen_end - 3) : end]
+    else:
+        start = cut + 1
+        new, is_name = text[start:end], False
+    is_name = is_name or "/" in new or "@" in new or "=" in new or "www." in new.lower()
+    last_token[:] = [pos, start, end, is_name]
     return not is_name
 
 
@@ -999,7 +1006,7 @@ def _collect_cuts(text: str, regions: list[tuple[int, int, int]]) -> list[tuple[
     """Find every boundary as (end of previous piece, start of next piece), skipping protected spots."""
     cuts = []
     i, count = 0, len(regions)
-    last_token = [0, 0, False]
+    last_token = [0, 0, 0, False]
     for m in _BOUNDARY.finditer(text):
         cut = _cut_of(text, m, last_token)
         if cut is None:
@@ -1085,7 +1092,7 @@ def python_sentence_spans(text: str) -> list[tuple[int, int]]:
     prev = 0
     if not regions:  # plain text: cuts arrive in order, no filtering or sorting needed
         careful = "<" in text or "&" in text  # pieces might be markup only
-        last_token = [0, 0, False]
+        last_token = [0, 0, 0, False]
         for m in _BOUNDARY.finditer(text):
             kind = m.lastgroup
             if kind == "punct":

@@ -825,14 +825,15 @@ def test_chain_windows_are_those_of_the_definition():
 def test_glued_word_checks_share_a_token_with_the_same_answers():
     """The token remembered between glued words gives each word the answer it gets alone."""
     rng = random.Random(6)
-    pieces = ["ab", "cd", ".", "Ef", "Gh", "!", "?", " ", "\n", "\t", "\r", "/", "@", "=", "www.", "Com", "Tif"]
+    pieces = ["ab", "cd", ".", "Ef", "Gh", "!", "?", " ", "\n", "\t", "\r", "\u2028", "\xa0", "/", "@", "=", "www.",
+              "w", "WW", "w.", "Com", "Tif"]
     glued = 0
     for _ in range(20000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
-        shared = [0, 0, False]
+        shared = [0, 0, 0, False]
         for m in text_module._BOUNDARY.finditer(text):
             if m.lastgroup == "glued":
                 glued += 1
-                alone = text_module._glued_is_boundary(text, m, [0, 0, False])
+                alone = text_module._glued_is_boundary(text, m, [0, 0, 0, False])
                 assert text_module._glued_is_boundary(text, m, shared) == alone, text
-    assert glued > 5000
+    assert glued > 3000
