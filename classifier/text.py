@@ -499,9 +499,12 @@ def python_normalise(text: str) -> str:
 _URL_BODY = r"[^\s<>\"`\[\]{}|\\^]"
 _SCHEMES = frozenset(("http", "https", "ftp"))
 _SCHEME_URL = re.compile(rf"(?:https?|ftp)://{_URL_BODY}+", re.I)
-_WWW_URL = re.compile(rf"www\d{{0,3}}\.{_LABEL}\.[A-Za-z]{_URL_BODY}*", re.I)
+_WWW_HEAD = rf"www\d{{0,3}}\.{_LABEL}\.[A-Za-z]"
+_WWW_URL = re.compile(rf"{_WWW_HEAD}{_URL_BODY}*", re.I)
+_WWW_HEAD_RE = re.compile(_WWW_HEAD, re.I)
 _TLD_HIT = re.compile(r"\.([A-Za-z]{2,12})(?![\w@-]|\.[A-Za-z0-9])")  # TLD checked against the set
 _HOST_CHARS_REVERSED = re.compile(r"[A-Za-z0-9.-]*")
+_HOST_CHARS = _HOST_CHARS_REVERSED  # the same class, read forwards
 _BARE_DOMAIN = re.compile(
     rf"(?<![\w.@/:%+-])(?P<first>{_LABEL})(?:\.{_LABEL}){{0,10}}\.(?:{_TLD_ALT})"
     rf"(?![\w@-]|\.[A-Za-z0-9])(?::\d{{2,5}})?(?:[/?\#]{_URL_BODY}*)?",
@@ -544,8 +547,14 @@ def _trim_url(url: str) -> str:
 
 
 def _scheme_and_www_urls(text: str) -> list[tuple[int, int]]:
-    """Spans of 'scheme://...' and 'www....' URLs, found from their literal anchors."""
+    """Spans of 'scheme://...' and 'www....' URLs, found from their literal anchors.
+
+    A URL runs to the first character that cannot be in one, so an anchor inside the last URL
+    found gives a URL that ends where that one does: only its head is matched, not the run again
+    (a long run of anchors was quadratic).
+    """
     spans = []
+    last_start = last_end = 0  # the last URL matched: URL characters from start to end
     pos = text.find("://")
     while pos != -1:
         for start in (pos - 5, pos - 4, pos - 3):
@@ -554,18 +563,28 @@ def _scheme_and_www_urls(text: str) -> list[tuple[int, int]]:
                 and text[start:pos].lower() in _SCHEMES
                 and not (start and (text[start - 1].isalnum() or text[start - 1] == "_"))
             ):
-                m = _SCHEME_URL.match(text, start)
-                if m:
-                    spans.append(m.span())
+                if last_start <= start < last_end:
+                    if pos + 3 < last_end:  # the scheme, "://" and at least one URL character
+                        spans.append((start, last_end))
+                else:
+                    m = _SCHEME_URL.match(text, start)
+                    if m:
+                        spans.append(m.span())
+                        last_start, last_end = m.span()
                 break
         pos = text.find("://", pos + 3)
     for anchor in ("www", "WWW", "Www"):
         pos = text.find(anchor)
         while pos != -1:
             if not (pos and (text[pos - 1].isalnum() or text[pos - 1] in "._/-")):
-                m = _WWW_URL.match(text, pos)
-                if m:
-                    spans.append(m.span())
+                if last_start <= pos < last_end:
+                    if _WWW_HEAD_RE.match(text, pos, last_end):
+                        spans.append((pos, last_end))
+                else:
+                    m = _WWW_URL.match(text, pos)
+                    if m:
+                        spans.append(m.span())
+                        last_start, last_end = m.span()
             pos = text.find(anchor, pos + 3)
     spans.sort()
     return spans
@@ -581,21 +600,42 @@ def _is_code_name(m: re.Match, text: str) -> bool:
 
 
 def _bare_domains(text: str, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Spans of bare domains ('brand.com/x'), found from '.<tld>' and grown leftwards."""
+    """Spans of bare domains ('brand.com/x'), found from '.<tld>' and grown leftwards.
+
+    Hits come in text order; the URLs in `taken` are walked alongside them, and the hits in one
+    run of host characters share that run's start and the domain matched from it, so a long run
+    of '.com' is read a bounded number of times, not once a hit.
+    """
     spans = []
     reversed_text = None
     n = len(text)
     done = 0  # end of the last accepted domain, or of a URL covering the hit
+    next_taken, taken_end = 0, 0  # URLs starting at or before the hit, and the furthest end among them
+    run_start = run_seen = skipped = -1  # the host-character run of the last hit: its start, how far it is known
+    matched_at, matched = -1, None
     for hit in _TLD_HIT.finditer(text):
         dot = hit.start()
-        if dot < done or hit.group(1).lower() not in URL_TLDS or any(a <= dot < b for a, b in taken):
+        if dot < done or hit.group(1).lower() not in URL_TLDS:
             continue
-        if reversed_text is None:
-            reversed_text = text[::-1]
-        start = dot - (_HOST_CHARS_REVERSED.match(reversed_text, n - dot).end() - (n - dot))
+        while next_taken < len(taken) and taken[next_taken][0] <= dot:
+            taken_end = max(taken_end, taken[next_taken][1])
+            next_taken += 1
+        if taken_end > dot:
+            continue  # inside a URL
+        if run_seen >= 0 and _HOST_CHARS.fullmatch(text, run_seen, dot):
+            start = skipped  # the same run as the last hit: resume its skipping of '.' and '-'
+        else:
+            if reversed_text is None:
+                reversed_text = text[::-1]
+            run_start = dot - (_HOST_CHARS_REVERSED.match(reversed_text, n - dot).end() - (n - dot))
+            start = run_start
+        run_seen = dot
         while start < dot and text[start] in ".-":
             start += 1
-        m = _BARE_DOMAIN.match(text, start)
+        skipped = start
+        if start != matched_at:
+            matched_at, matched = start, _BARE_DOMAIN.match(text, start)
+        m = matched
         if m is None or m.end() <= dot or _is_code_name(m, text):
             continue
         spans.append(m.span())

@@ -837,3 +837,64 @@ def test_glued_word_checks_share_a_token_with_the_same_answers():
                 alone = text_module._glued_is_boundary(text, m, [0, 0, 0, False])
                 assert text_module._glued_is_boundary(text, m, shared) == alone, text
     assert glued > 3000
+
+
+def _scheme_and_www_urls_by_definition(text: str) -> list[tuple[int, int]]:
+    spans = []
+    pos = text.find("://")
+    while pos != -1:
+        for start in (pos - 5, pos - 4, pos - 3):
+            if (start >= 0 and text[start:pos].lower() in text_module._SCHEMES
+                    and not (start and (text[start - 1].isalnum() or text[start - 1] == "_"))):
+                m = text_module._SCHEME_URL.match(text, start)
+                if m:
+                    spans.append(m.span())
+                break
+        pos = text.find("://", pos + 3)
+    for anchor in ("www", "WWW", "Www"):
+        pos = text.find(anchor)
+        while pos != -1:
+            if not (pos and (text[pos - 1].isalnum() or text[pos - 1] in "._/-")):
+                m = text_module._WWW_URL.match(text, pos)
+                if m:
+                    spans.append(m.span())
+            pos = text.find(anchor, pos + 3)
+    return sorted(spans)
+
+
+def _bare_domains_by_definition(text: str, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    spans = []
+    done = 0
+    for hit in text_module._TLD_HIT.finditer(text):
+        dot = hit.start()
+        if dot < done or hit.group(1).lower() not in text_module.URL_TLDS or any(a <= dot < b for a, b in taken):
+            continue
+        start = dot
+        while start and text[start - 1] in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-":
+            start -= 1
+        while start < dot and text[start] in ".-":
+            start += 1
+        m = text_module._BARE_DOMAIN.match(text, start)
+        if m is None or m.end() <= dot or text_module._is_code_name(m, text):
+            continue
+        spans.append(m.span())
+        done = m.end()
+    return spans
+
+
+def test_url_anchors_and_bare_domains_are_found_as_defined():
+    """The URL finders that reuse the last URL's end and a run's start find what matching every
+    anchor and growing every hit from scratch finds."""
+    rng = random.Random(7)
+    pieces = ["www", "WWW", "Www", "www.", "www1.", "http", "https", "ftp", "://", "a", "b-c", ".", "..", "-", "_", "/",
+              "com", ".com", ".org", ".io", ".tif", "x", "9", " ", "'", ")", "(", "]", "<", "\n", "@", "np", "df", "(",
+              "=", ":80", "?q", "#f", "\u00e9", "\u3000", "http://a.b", "www.a.b", "x.com", "'www.a.bc", "..com"]
+    found = 0
+    for _ in range(30000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        expected = _scheme_and_www_urls_by_definition(text)
+        assert text_module._scheme_and_www_urls(text) == expected, text
+        domains = _bare_domains_by_definition(text, expected)
+        assert text_module._bare_domains(text, expected) == domains, text
+        found += bool(expected) + bool(domains)
+    assert found > 10000
