@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 
 from .compiled import fastcount as _fastcount
 
@@ -522,28 +522,37 @@ _CODE_FIRST_LABELS = frozenset(
 )
 
 
-def _trim_url(url: str) -> str:
-    """Drop sentence punctuation and unbalanced closing brackets that stuck to the end of a URL.
+def _trimmed_end(text: str, start: int, end: int, tails: dict) -> int:
+    """Where the URL text[start:end] ends once the sentence punctuation and unbalanced closing
+    brackets that stuck to it are dropped, read from the end.
 
-    Brackets are counted once and the counts kept as closers are dropped (counting the whole
-    URL again for each one made a URL ending in thousands of ")" quadratic).
+    Many URLs can share an end (anchors nested in one run), so the run of punctuation and closers
+    before `end` is read once and kept in `tails`. In that run there are no opening brackets, so
+    a span keeps the i-th closer of a kind from the end exactly when i exceeds its surplus of
+    those closers: the ones before the run (counted in the span) plus those in it, less the
+    openers. Trimming each nested URL over a long tail was quadratic.
     """
-    end = len(url)
-    counts = None
-    while end:
-        last = url[end - 1]
-        if last in _URL_TRAILING:
-            end -= 1
-        elif last in _URL_CLOSERS:
-            if counts is None:
-                counts = {c: url.count(c, 0, end) for c in "()[]{}"}
-            if counts[_URL_CLOSERS[last]] >= counts[last]:
-                break
-            counts[last] -= 1
-            end -= 1
-        else:
-            break
-    return url[:end]
+    tail = tails.get(end)
+    if tail is None:
+        run = end
+        closers: dict[str, list[int]] = {c: [] for c in _URL_CLOSERS}
+        while run > 0 and (text[run - 1] in _URL_TRAILING or text[run - 1] in _URL_CLOSERS):
+            run -= 1
+            if text[run] in _URL_CLOSERS:
+                closers[text[run]].append(run)
+        tail = tails[end] = (run, {c: positions[::-1] for c, positions in closers.items()})
+    run, closers = tail
+    run = max(run, start)
+    kept = -1
+    for closer, positions in closers.items():
+        first = bisect_left(positions, run)
+        in_tail = len(positions) - first
+        if not in_tail:
+            continue
+        surplus = text.count(closer, start, run) + in_tail - text.count(_URL_CLOSERS[closer], start, run)
+        if surplus < in_tail:  # the (surplus + 1)-th closer from the end is kept
+            kept = max(kept, positions[len(positions) - surplus - 1] if surplus >= 0 else positions[-1])
+    return kept + 1 if kept >= 0 else run
 
 
 def _scheme_and_www_urls(text: str) -> list[tuple[int, int]]:
@@ -651,10 +660,11 @@ def find_urls(text: str) -> list[str]:
     spans = sorted(spans + _bare_domains(text, spans))
     urls = []
     last_end = 0
+    tails: dict = {}
     for start, end in spans:
         if start < last_end:
             continue  # "www.x.com" is found both as a www URL and as a bare domain
-        url = _trim_url(text[start:end])
+        url = text[start : _trimmed_end(text, start, end, tails)]
         if "://" in url and url.endswith("://"):
             continue
         if url:

@@ -781,12 +781,20 @@ def _trim_url_by_definition(url: str) -> str:
     return url
 
 
-def test_trim_url_drops_what_the_definition_drops():
+def test_trimmed_ends_are_those_of_the_definition_also_for_urls_sharing_an_end():
+    """URLs nested in one run share their end and the tail read from it: each still loses
+    exactly what trimming it alone, one character at a time, takes off."""
     rng = random.Random(4)
-    pieces = ["a", "/", ".", ",", "!", "'", '"', "*", "(", ")", "[", "]", "{", "}", "x)", "(y"]
+    pieces = ["a", "/", ".", ",", "!", "'", '"', "*", "(", ")", "[", "]", "{", "}", "x)", "(y", "))", ".)", ")."]
+    trimmed = 0
     for _ in range(20000):
-        url = "http://a.b/" + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
-        assert text_module._trim_url(url) == _trim_url_by_definition(url), url
+        text = "http://a.b/" + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
+        tails: dict = {}
+        for start in sorted(rng.sample(range(len(text) + 1), 4)):
+            expected = _trim_url_by_definition(text[start:])
+            assert text[start : text_module._trimmed_end(text, start, len(text), tails)] == expected, (text, start)
+            trimmed += expected != text[start:]
+    assert trimmed > 20000
 
 
 def _chain_windows_by_definition(text: str, word_hits: bool) -> list[tuple[int, int]]:
