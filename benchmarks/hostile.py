@@ -47,6 +47,13 @@ FAMILIES = {
     # nested anchors of a URL that ends in "://", then a long tail (found after the first fixes)
     "nested schemes, then dots": "-http://" * 1_250 + "." * 10_000,
     "nested schemes, then closing brackets": "(.)http://" * 1_000 + ")" * 10_000,
+    # tags left open: every "<" past the last ">" read to the end before failing (found 2026-11-27)
+    "unclosed <script": "<script" * 2_858,
+    "unclosed <style": "<style" * 3_334,
+    "unclosed <pre": "<pre" * 5_000,
+    "unclosed <!doctype": "<!doctype" * 2_223,
+    # linear, and the slowest family left (deobfuscation windows around spaced dots)
+    "spaced dots (a  .  )": "a  .  " * 3_334,
 }
 
 

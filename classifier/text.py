@@ -13,6 +13,7 @@ import html
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 
 from .compiled import fastcount as _fastcount
 
@@ -95,7 +96,8 @@ _HTML_HINT = re.compile(
 )
 _ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 
-# Starts with the literal "<" so the engine jumps from one "<" to the next.
+# Starts with the literal "<" so the engine jumps from one "<" to the next; read it through
+# html_matches, which keeps unclosed tags linear.
 _HTML_TOKEN = re.compile(
     r"""
     <(?:
@@ -153,7 +155,7 @@ def _link_key(s: str) -> str:
 def _render_anchor(m: re.Match) -> str:
     """Render <a href=URL>TEXT</a> as 'TEXT (URL)' so link targets survive as plain text."""
     href = _attr_value(_HREF, m.group("aattrs"))
-    inner = _HTML_TOKEN.sub(_render_html_token, m.group("atext"))
+    inner = _sub_html_tokens(m.group("atext"))
     text = " ".join(inner.split())
     href = href.strip() if href else ""
     if not href or href.startswith("#") or href.lower().startswith("javascript:"):
@@ -161,6 +163,41 @@ def _render_anchor(m: re.Match) -> str:
     if not text or _link_key(text) == _link_key(href):
         return href
     return f"{text} ({href})"
+
+
+def html_matches(pattern: re.Pattern, text: str, pos: int, endpos: int) -> Iterator[re.Match]:
+    """What `pattern.finditer(text, pos, endpos)` gives for the HTML patterns (`_HTML_TOKEN`,
+    `_SS_HTML`), in linear time.
+
+    Every branch of those patterns but the comment needs a ">" after its "<", so the regex alone,
+    at every "<" past the last ">", read to the end before failing: quadratic on an unclosed
+    "<script<script..." or "<pre<pre...". Here it runs only up to the last ">"; up to there its
+    matches are the same, except that a comment or block reaching that cut stops there instead of
+    running on to the end, so a match ending at the cut is taken again over the whole range. Past
+    the cut only a comment can match, and it runs to the end.
+    """
+    cut = max(text.rfind(">", pos, endpos) + 1, pos)
+    end = pos
+    for m in pattern.finditer(text, pos, cut):
+        if m.end() == cut:
+            m = pattern.match(text, m.start(), endpos)
+        end = m.end()
+        yield m
+    if end < endpos:
+        start = text.find("<!--", max(end, cut), endpos)
+        if start >= 0:
+            yield pattern.match(text, start, endpos)
+
+
+def _sub_html_tokens(text: str) -> str:
+    """`_HTML_TOKEN.sub(_render_html_token, text)`, in linear time (see `html_matches`)."""
+    out, end = [], 0
+    for m in html_matches(_HTML_TOKEN, text, 0, len(text)):
+        out.append(text[end : m.start()])
+        out.append(_render_html_token(m))
+        end = m.end()
+    out.append(text[end:])
+    return "".join(out)
 
 
 def _render_html_token(m: re.Match) -> str:
@@ -185,7 +222,7 @@ def strip_html(text: str) -> str:
     """Turn HTML into plain text, keeping link targets."""
     if ("<" not in text and "&" not in text) or not _HTML_HINT.search(text):
         return text
-    out = _HTML_TOKEN.sub(_render_html_token, text)
+    out = _sub_html_tokens(text)
     # Unescape only after tags are gone, so "&lt;b&gt;" ends up as the literal text "<b>".
     if out != text or _ENTITY.search(out):
         out = html.unescape(out)
@@ -833,7 +870,8 @@ _SS_BLOCK_TAGS = frozenset(
     """.split()
 )
 # HTML constructs, then inline code spans.  Each pattern starts with a literal ("<", "`") so
-# the engine jumps from one to the next instead of trying every position.
+# the engine jumps from one to the next instead of trying every position; _SS_HTML is read
+# through html_matches, which keeps unclosed tags linear.
 _SS_HTML = re.compile(
     r"""
     <(?: (?P<skip>(?:script|style)\b[^>]*>.*?(?:</(?:script|style)\s*>|\Z))
@@ -1014,7 +1052,7 @@ def _code_regions(text: str, pos: int, endpos: int) -> list[tuple[int, int, int]
 
 
 def _html_regions(text: str, pos: int, endpos: int) -> list[tuple[int, int, int]]:
-    return [(*m.span(), _html_region_kind(m)) for m in _SS_HTML.finditer(text, pos, endpos)]
+    return [(*m.span(), _html_region_kind(m)) for m in html_matches(_SS_HTML, text, pos, endpos)]
 
 
 def _html_region_kind(m: re.Match) -> int:

@@ -86,7 +86,8 @@ def test_field_prefix_limit():
                                   "<b>x</b>" + "?!" * 9_990, "Fine.\u2026" * 3_000,
                                   "(." * 5_000 + "\u3316\u3315" * 5_000, "```\n" + "(." * 5_000 + "\u3316\u3315" * 5_000,
                                   "http://a.b" + ")\u2026" * 9_995, "http://a.b" + "\u3316" * 10_000 + ")" * 9_990,
-                                  "```\n" + "a.Ba" * 5_000, "`a``a```a````a" * 35 + "a.Ba" * 4_800 + "@"])
+                                  "```\n" + "a.Ba" * 5_000, "`a``a```a````a" * 35 + "a.Ba" * 4_800 + "@",
+                                  "<script" * 2_858, "<pre" * 5_000, "<!doctype" * 2_223])
 @pytest.mark.parametrize("field", ["title", "body"])
 def test_hostile_bodies_do_not_blow_up(body, field):
     """Guards against blow-ups in splitting and clean-up (the '?!' mixes took 2.5-5 s before

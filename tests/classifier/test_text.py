@@ -1,6 +1,7 @@
 """Tests for classifier.text: clean-up, link/contact extraction and sentence splitting."""
 from __future__ import annotations
 
+import html
 import random
 import time
 
@@ -767,6 +768,41 @@ def test_inline_code_spans_are_the_regex_matches():
         assert text_module.inline_code_spans(text, pos, endpos) == expected, (text, pos, endpos)
         checked += bool(expected)
     assert checked > 5000
+
+
+def test_html_matches_are_the_regex_matches():
+    """`html_matches` finds exactly what the two HTML patterns' finditer finds (spans and every
+    group), also between bounds, with tags left open, comments and blocks running to the end."""
+    rng = random.Random(8)
+    pieces = ["<", ">", " >", "<script", "<SCRIPT x", "<style", "</script>", "</style >", "</scriptx>", "<pre", "<pre>",
+              "</pre>", "<!--", "-->", "--", "<!-->", "<!doctype", "<![CDATA[", "<!x", "<a href=x>", "<a", "</a>",
+              "</a >", "<b>", "</b", "<p", "<p/>", "<x:y>", "<div class='c'>", '<i t="', '"', "'", "=", "/", "x",
+              "a b", " ", "\n", "\u00e9", "`"]
+    matched = 0
+    for _ in range(30000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 24)))
+        pos, endpos = (0, len(text)) if rng.random() < 0.5 else sorted(rng.randint(0, len(text)) for _ in "ab")
+        for pattern in (text_module._HTML_TOKEN, text_module._SS_HTML):
+            expected = [(m.span(), m.groupdict()) for m in pattern.finditer(text, pos, endpos)]
+            found = [(m.span(), m.groupdict()) for m in text_module.html_matches(pattern, text, pos, endpos)]
+            assert found == expected, (pattern.pattern[:20], text, pos, endpos)
+            matched += bool(expected)
+    assert matched > 20000
+
+
+def test_strip_html_renders_what_the_regex_substitution_renders():
+    """strip_html's linear scan gives the text the one-regex substitution gave."""
+    rng = random.Random(9)
+    pieces = ["<a href='http://x.org'>", "<a href=y.com>", "</a>", "x.org", "<b>", "</b>", "<script", ">", "</script>",
+              "<!--", "-->", "<br>", "<img alt='pic'>", "&amp;", "&lt;b&gt;", "text", " ", "\n", "<p", "<unknown>"]
+
+    def by_definition(text: str) -> str:  # the anchor's own text goes through html_matches, tested above
+        out = text_module._HTML_TOKEN.sub(text_module._render_html_token, text)
+        return html.unescape(out) if out != text or text_module._ENTITY.search(out) else out
+
+    for _ in range(20000):
+        text = "<b>" + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
+        assert text_module.strip_html(text) == by_definition(text), text
 
 
 def _trim_url_by_definition(url: str) -> str:

@@ -21,6 +21,7 @@ TEXTS = {
     "sentence marks in a mix": "?!" * 10_000,
     "obfuscated dots and wide characters": "(." * 5_000 + "\u3316\u3315" * 5_000,
     "a link closed again and again": "http://a.b" + ")\u2026" * 9_995,
+    "tags left open": "<script" * 1_000 + "<pre" * 2_000 + "<!doctype" * 1_000,
 }
 RAW_BODIES = {
     "deep nesting": b"[" * 100_000 + b"]" * 100_000,
