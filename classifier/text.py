@@ -167,7 +167,7 @@ def _render_anchor(m: re.Match) -> str:
 
 def html_matches(pattern: re.Pattern, text: str, pos: int, endpos: int) -> Iterator[re.Match]:
     """What `pattern.finditer(text, pos, endpos)` gives for the HTML patterns (`_HTML_TOKEN`,
-    `_SS_HTML`), in linear time.
+    `_SS_HTML`), in linear time, for bounds 0 <= pos, endpos (as every caller passes).
 
     Every branch of those patterns but the comment needs a ">" after its "<", so the regex alone,
     at every "<" past the last ">", read to the end before failing: quadratic on an unclosed
