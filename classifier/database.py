@@ -40,6 +40,14 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
+def storable_text(text: str | None) -> str | None:
+    """Text as both databases take it: PostgreSQL refuses NUL and neither takes a lone surrogate,
+    so NUL is dropped and a lone surrogate becomes "?" (ordinary text passes unchanged)."""
+    if text is None or (text.isascii() and "\x00" not in text):
+        return text
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 
 import sqlalchemy as sa
 
-from .database import Database
+from .database import Database, storable_text
 from .errors import InvalidFeedback, StoreError
 from .schema import feedback
 from .types import LABELS, Post
@@ -115,14 +115,6 @@ def _row_to_label(row) -> StoredLabel:
                        _utc(row.created_at))
 
 
-def _clean(text: str | None) -> str | None:
-    """Text as a database will take it: PostgreSQL refuses NUL, neither takes a lone surrogate."""
-    if text is None:
-        return None
-    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8") if (
-        "\x00" in text or not text.isascii()) else text
-
-
 class FeedbackStore:
     """Moderators' labels in a SQLite or PostgreSQL database (see classifier.database)."""
 
@@ -154,8 +146,9 @@ class FeedbackStore:
             author = json.dumps(dict(item.post.author), ensure_ascii=True) if item.post.author else None
             row_id = conn.execute(feedback.insert().values(
                 source=item.source, post_id=post_id, seq=seq, label=item.label,
-                title=_clean(item.post.title), body=_clean(item.post.body), category=_clean(item.post.category),
-                author=author, moderator=_clean(item.moderator), note=_clean(item.note), channel=item.channel,
+                title=storable_text(item.post.title), body=storable_text(item.post.body),
+                category=storable_text(item.post.category), author=author, moderator=storable_text(item.moderator),
+                note=storable_text(item.note), channel=item.channel,
                 content_sha256=digest, created_at=(item.at or datetime.now(timezone.utc)).astimezone(timezone.utc),
             )).inserted_primary_key[0]
         return AddResult("created" if newest is None else "changed", seq, row_id)

@@ -8,13 +8,14 @@ were spam (false negatives), as Discourse's spam dashboard and Akismet's key rep
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from .database import Database
+from .database import Database, storable_text
 from .errors import StoreError
 from .schema import decisions, feedback
 
@@ -22,6 +23,8 @@ from .schema import decisions, feedback
 ROW_COLUMNS = ("source", "post_id", "model_version", "label", "decision", "spam_score", "created_at")
 #: The DB-API placeholder of each paramstyle the supported drivers use (sqlite3; psycopg).
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+log = logging.getLogger(__name__)
 
 STAT_FIELDS = ("classified", "allow", "review", "block", "labelled", "false_positives", "false_negatives",
                "review_spam", "review_not_spam", "missed_off_topic")
@@ -50,11 +53,13 @@ class DecisionLog:
     def record(self, source: str, scored_list, *, at: datetime | None = None) -> None:
         """Queue one row per scored post (a dict of the output contract or a Scored)."""
         now = at or datetime.now(timezone.utc)
-        source = source[:200]
+        # Classify echoes any id; one with NUL or a lone surrogate cannot be stored as it is (and
+        # can never match a label, whose ids refuse those characters), so it is stored altered.
+        source = storable_text(source[:200])
         rows = []
         for s in scored_list:
             d = s if isinstance(s, dict) else s.to_dict()
-            rows.append((source, str(d["id"])[:200], d["model_version"], d["label"], d["decision"],
+            rows.append((source, storable_text(str(d["id"])[:200]), d["model_version"], d["label"], d["decision"],
                          float(d["scores"]["spam"]), now))
         with self._lock:
             if len(self._rows) + len(rows) > self.max_buffer:  # the database is down for long: keep memory bounded
@@ -75,13 +80,34 @@ class DecisionLog:
         try:
             with self.database.engine.begin() as conn:
                 _insert(conn, rows)
-        except sa.exc.SQLAlchemyError as exc:
-            self.last_error = f"{type(exc).__name__}"
-            with self._lock:  # keep them for the next attempt, within the bound
-                self._rows = (rows + self._rows)[-self.max_buffer:]
-            return 0
+        except (sa.exc.SQLAlchemyError, ValueError) as exc:
+            self.last_error = type(exc).__name__
+            if _database_away(exc):
+                with self._lock:  # keep them for the next attempt, within the bound
+                    self._rows = (rows + self._rows)[-self.max_buffer:]
+                return 0
+            # The database refused some row as data: that row would fail again forever and hold
+            # back every later one, so the rows go in one by one and only the refused are dropped.
+            return self._write_one_by_one(rows)
         self.last_error = None
         return len(rows)
+
+    def _write_one_by_one(self, rows: list[tuple]) -> int:
+        """Insert rows one at a time, dropping (and counting) those the database refuses."""
+        written = 0
+        for i, row in enumerate(rows):
+            try:
+                with self.database.engine.begin() as conn:
+                    _insert(conn, [row])
+                written += 1
+            except (sa.exc.SQLAlchemyError, ValueError) as exc:
+                if _database_away(exc):  # gone meanwhile: keep the rest for the next attempt
+                    with self._lock:
+                        self._rows = (rows[i:] + self._rows)[-self.max_buffer:]
+                    return written
+                self.dropped += 1
+                log.warning("dropped a decision row the database refused (%s)", type(exc).__name__)
+        return written
 
     def _ensure_writer(self) -> None:
         if self._thread_pid == os.getpid():
@@ -96,7 +122,17 @@ class DecisionLog:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the writer must outlive any one batch, or statistics stop silently
+                log.exception("writing decisions failed")
+
+
+def _database_away(exc: Exception) -> bool:
+    """True when an error says the database could not be reached (worth retrying later), not
+    that it refused the data."""
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or bool(
+        getattr(exc, "connection_invalidated", False))
 
 
 def _insert(conn, rows: list[tuple]) -> None:

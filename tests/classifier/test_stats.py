@@ -47,3 +47,74 @@ def test_the_log_writes_in_the_background_and_keeps_memory_bounded(database):
     log.interval = 60
     log.record("forum", [served(str(i), "allow", "ok") for i in range(5)])  # more than the buffer takes
     assert log.dropped == 5
+
+
+def test_ids_no_database_takes_as_they_are_are_stored_altered_and_the_rest_still_written(database):
+    """Classify echoes any id; NUL (PostgreSQL refuses it) and lone surrogates (neither database
+    takes one) used to stop the writer for good: its thread died on SQLite, and on PostgreSQL the
+    same batch was retried forever, holding back every later decision."""
+    log = DecisionLog(database, interval=60)
+    log.record("forum", [served("p\x00", "block"), served("\ud800", "block"), served("fine", "allow", "ok")], at=DAY1)
+    log.record("for\x00um\udfff", [served("x", "review")], at=DAY1)
+    assert log.flush() == 4
+    assert (log.dropped, log.last_error) == (0, None)
+    assert overturn_stats(database, now=DAY1)[0]["classified"] == 4
+    assert overturn_stats(database, now=DAY1, source="forum")[0]["classified"] == 3
+    assert overturn_stats(database, now=DAY1, source="forum?")[0]["classified"] == 1
+
+
+def test_rows_the_database_refuses_are_dropped_one_by_one_and_the_writer_lives_on(database, monkeypatch, caplog):
+    import classifier.stats as stats_module
+
+    real_insert = stats_module._insert
+
+    def refusing_insert(conn, rows):  # one row's data is refused, as a driver refuses odd text
+        if any(row[1] == "bad" for row in rows):
+            raise ValueError("a value the driver cannot encode")
+        real_insert(conn, rows)
+
+    monkeypatch.setattr(stats_module, "_insert", refusing_insert)
+    log = DecisionLog(database, interval=60)
+    log.record("forum", [served("a", "block"), served("bad", "block"), served("c", "allow", "ok")], at=DAY1)
+    assert log.flush() == 2
+    assert (log.dropped, log.last_error) == (1, "ValueError")
+    assert overturn_stats(database, now=DAY1)[0]["classified"] == 2
+    log.record("forum", [served("d", "allow", "ok")], at=DAY1)
+    assert log.flush() == 1 and log.last_error is None  # nothing held back
+
+    def broken_flush():
+        raise RuntimeError("an unexpected failure")
+
+    monkeypatch.setattr(log, "flush", broken_flush)
+    monkeypatch.setattr(log, "interval", 0.01)
+    import threading
+    import time
+
+    log._thread_pid = None
+    log._ensure_writer()
+    time.sleep(0.1)
+    writers = [t for t in threading.enumerate() if t.name == "postsieve-decision-log"]
+    assert writers and all(t.is_alive() for t in writers)
+    assert "writing decisions failed" in caplog.text
+
+
+def test_a_database_that_is_away_keeps_the_rows_for_the_next_attempt(database, monkeypatch):
+    import sqlalchemy as sa
+
+    import classifier.stats as stats_module
+
+    real_insert = stats_module._insert
+    away = [True]
+
+    def flaky_insert(conn, rows):
+        if away[0]:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("connection refused"))
+        real_insert(conn, rows)
+
+    monkeypatch.setattr(stats_module, "_insert", flaky_insert)
+    log = DecisionLog(database, interval=60)
+    log.record("forum", [served("a", "block"), served("b", "allow", "ok")], at=DAY1)
+    assert log.flush() == 0 and log.last_error == "OperationalError" and log.dropped == 0
+    away[0] = False
+    assert log.flush() == 2
+    assert overturn_stats(database, now=DAY1)[0]["classified"] == 2
