@@ -27,7 +27,7 @@ MAX_CATEGORY = 500
 _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-def _identifier_problem(name: str, value: str) -> str | None:
+def identifier_problem(name: str, value: str) -> str | None:
     """Ids and sources are keys: refuse what a database would alter (NUL, controls, lone surrogates)
     rather than store something other than what the forum will send next time."""
     if not value or len(value) > MAX_SHORT_TEXT:
@@ -58,8 +58,8 @@ class Label:
             raise InvalidFeedback(f"label must be one of {', '.join(LABELS)}, got {self.label!r}")
         if self.channel not in CHANNELS:
             raise InvalidFeedback(f"channel must be one of {', '.join(CHANNELS)}, got {self.channel!r}")
-        problems = [p for p in (_identifier_problem("source", self.source),
-                                _identifier_problem("id", str(self.post.id)),
+        problems = [p for p in (identifier_problem("source", self.source),
+                                identifier_problem("id", str(self.post.id)),
                                 _length_problem("moderator", self.moderator, MAX_SHORT_TEXT),
                                 _length_problem("category", self.post.category, MAX_CATEGORY)) if p]
         if problems:

@@ -9,6 +9,7 @@ Fields postsieve does not use (user_ip, user_agent, referrer, ...) are accepted 
 from __future__ import annotations
 
 import hashlib
+import io
 
 from flask import Blueprint, Response, request
 
@@ -16,7 +17,7 @@ from classifier.errors import InvalidFeedback, StoreError
 from classifier.feedback import Label
 from classifier.types import Post
 
-from .api import current_model, ext, request_source, score
+from .api import current_model, ext, request_body, request_source, score
 from .auth import authenticate
 from .errors import APIError
 
@@ -42,6 +43,10 @@ def text(body: str, **headers) -> Response:
 def form() -> dict:
     if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         raise APIError(415, "send the Akismet fields form-encoded (Content-Type: application/x-www-form-urlencoded)")
+    if request.content_length is None and "wsgi.input" in request.environ:
+        # A chunked form: werkzeug's parser would read it up to MAX_CONTENT_LENGTH and parse what
+        # it got, silently cut short. Read it here (over the limit: the 413) and parse that.
+        request.environ["wsgi.input"] = io.BytesIO(request_body())
     return request.form
 
 

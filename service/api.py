@@ -9,13 +9,13 @@ from typing import Callable
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from classifier.errors import ArtifactError, InvalidFeedback, InvalidPost, StoreError
-from classifier.feedback import label_from_dict
+from classifier.feedback import identifier_problem, label_from_dict
 from classifier.model import COMPILED
 from classifier.stats import overturn_stats
 from classifier.types import Post
 
 from .auth import require
-from .errors import APIError
+from .errors import APIError, body_too_large
 from .openapi import openapi_document
 
 bp = Blueprint("api", __name__)
@@ -39,12 +39,15 @@ def current_model():
 
 
 def json_body():
-    """The request's JSON document, or a 415/400 APIError saying what is wrong."""
+    """The request's JSON document, or a 415/413/400 APIError saying what is wrong."""
     if not request.is_json:
         raise APIError(415, "send Content-Type: application/json")
+    body = request_body()
     try:
-        data = current_app.json.loads(request_body())
-    except (ValueError, RecursionError):  # not JSON or not UTF-8; a nesting bomb
+        data = current_app.json.loads(body)
+    except RecursionError:  # a nesting bomb: perhaps valid JSON, but deeper than the parser goes
+        raise APIError(400, "the request body's JSON is nested too deeply") from None
+    except ValueError:  # not JSON or not UTF-8
         data = None
     if data is None:
         raise APIError(400, "the request body is not valid JSON (UTF-8)")
@@ -52,27 +55,60 @@ def json_body():
 
 
 def request_body() -> bytes:
-    """The request body: read from the WSGI input for its declared length where that is known and
-    allowed, else through werkzeug (a body without Content-Length, or one too large: its 413).
+    """The request body, or a 413 APIError (errors.body_too_large) when it is over MAX_CONTENT_LENGTH.
 
-    werkzeug's reader starts with a zeroed 64 KiB buffer and reads through three stream layers;
-    in a gunicorn worker, where each request meets cold CPU caches, that took a tenth of a
-    classify request for a post of 1 KB.
+    A body with a Content-Length is read from the WSGI input for that length (refused unread
+    when the length is over the limit). werkzeug's reader starts with a zeroed 64 KiB buffer and
+    reads through three stream layers; in a gunicorn worker, where each request meets cold CPU
+    caches, that took a tenth of a classify request for a post of 1 KB.
+
+    A body without one (Transfer-Encoding: chunked) is read to its end, at most one byte past
+    the limit, where the server marks the input as ending with the body (gunicorn does:
+    wsgi.input_terminated). werkzeug's reader stops at the limit without saying so, which cut
+    such a body short: a 400 "not valid JSON" instead of the 413. On a server that does not mark
+    its input, werkzeug's safe fallback stays: such a body reads as empty.
     """
     length, limit = request.content_length, current_app.config["MAX_CONTENT_LENGTH"]
-    if length is None or (limit is not None and length > limit) or "wsgi.input" not in request.environ:
+    if length is not None and limit is not None and length > limit:
+        raise body_too_large(limit)
+    if "wsgi.input" not in request.environ or (length is None and not request.environ.get("wsgi.input_terminated")):
         return request.get_data(cache=False)
-    body = request.environ["wsgi.input"].read(length) if length else b""
+    stream = request.environ["wsgi.input"]
+    if length is None:
+        return read_to_end(stream, limit)
+    body = stream.read(length) if length else b""
     if len(body) != length:
         raise APIError(400, f"the body ended after {len(body)} of its {length} bytes (Content-Length)")
     return body
 
 
+def read_to_end(stream, limit: int | None) -> bytes:
+    """Read `stream` to its end, or raise the 413 once it holds more than `limit` bytes."""
+    chunks, size = [], 0
+    while True:
+        chunk = stream.read(65536 if limit is None else min(65536, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise body_too_large(limit)
+
+
 def parse_post(record, prefix: str = "") -> Post:
+    """A valid post whose id the feedback endpoints would take too, or a 400 naming the problems.
+
+    An id is the key a forum later labels the post by, so one that no label could carry (NUL,
+    control characters, lone surrogates, over 200 characters) is refused here as well.
+    """
     try:
-        return Post.from_dict(record)
+        post = Post.from_dict(record)
     except InvalidPost as exc:
         raise APIError(400, *(prefix + m for m in str(exc).split("; "))) from None
+    problem = identifier_problem("id", str(post.id))
+    if problem is not None:
+        raise APIError(400, prefix + problem)
+    return post
 
 
 def request_source(given, key) -> str:

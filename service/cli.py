@@ -14,6 +14,7 @@ from classifier.cli import cli, load_selected_model
 from classifier.database import Database
 from classifier.errors import ClassifierError
 
+from .config import check_environment
 from .keys import SCOPES, KeyStore
 
 
@@ -33,6 +34,10 @@ def serve(host, port, workers, timeout):
 
         postsieve serve --host 0.0.0.0 --port 8000 --workers 2
     """
+    try:
+        check_environment()  # before anything is printed or trained: one line naming the variable
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     model = load_selected_model(None)  # trains on first use, with progress on stderr
     try:
         Database(workflow.database_url()).upgrade()

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask import Config
+
 from classifier import workflow
 
 
@@ -41,8 +43,7 @@ SETTINGS = (
 
 def load_config(app, test_config: dict | None = None) -> None:
     """Fill `app.config`: defaults, then POSTSIEVE_* variables, then `test_config`."""
-    app.config.from_mapping({s.name: s.default for s in SETTINGS})
-    app.config.from_prefixed_env("POSTSIEVE")
+    from_environment(app.config)
     if test_config:
         app.config.update(test_config)
     check_types(app.config)
@@ -50,6 +51,21 @@ def load_config(app, test_config: dict | None = None) -> None:
         app.config["MODEL_DIR"] = str(workflow.models_dir())
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = workflow.database_url()
+
+
+def from_environment(config) -> None:
+    """Defaults, then the POSTSIEVE_* variables (parsed as JSON where they can be)."""
+    config.from_mapping({s.name: s.default for s in SETTINGS})
+    config.from_prefixed_env("POSTSIEVE")
+
+
+def check_environment() -> None:
+    """Check the POSTSIEVE_* variables as `create_app` will, without building an app: a ValueError
+    naming the first variable of the wrong type. `postsieve serve` calls this before it starts
+    gunicorn, so a bad value is one line instead of a traceback from gunicorn's master."""
+    config = Config(".")
+    from_environment(config)
+    check_types(config)
 
 
 def check_types(config) -> None:

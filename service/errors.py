@@ -18,6 +18,12 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
+def body_too_large(limit: int) -> APIError:
+    """The one 413, for a body over MAX_CONTENT_LENGTH whether it declared its length or came
+    chunked: it names the limit and the setting that raises it."""
+    return APIError(413, f"the request body is larger than the limit of {limit} bytes (POSTSIEVE_MAX_CONTENT_LENGTH)")
+
+
 def error_body(status: int, messages: list[str]) -> dict:
     return {"ok": False, "error": messages[0], "errors": messages, "status": status}
 
@@ -40,6 +46,9 @@ def register_error_handlers(app) -> None:
         headers = {"Allow": exc.response.headers["Allow"]} if exc.response is not None and "Allow" in (exc.response.headers or {}) else None
         if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
             headers = {"Allow": ", ".join(exc.valid_methods)}
+        if exc.code == 413 and app.config.get("MAX_CONTENT_LENGTH") is not None:
+            # werkzeug's own 413 (a form with too large a Content-Length): the same words as ours
+            return error_response(413, body_too_large(app.config["MAX_CONTENT_LENGTH"]).messages, headers)
         return error_response(exc.code or 500, [exc.description or exc.name], headers)
 
     @app.errorhandler(Exception)

@@ -42,7 +42,9 @@ SCHEMAS = {
     },
     "Post": {
         "type": "object", "required": ["id", "title", "body"],
-        "properties": {"id": {"type": ["string", "integer"], "description": "Echoed back as sent."},
+        "properties": {"id": {"type": ["string", "integer"], "minLength": 1, "maxLength": 200,
+                              "description": "Echoed back as sent; the key feedback labels the post by, "
+                                             "so no control characters or lone surrogates."},
                        "title": {"type": "string", "description": "Empty for replies."},
                        "body": {"type": "string", "description": "Plain text, Markdown or HTML; scored on its first "
                                                                  "20,000 characters (see truncated)."},

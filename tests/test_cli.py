@@ -217,3 +217,20 @@ def test_first_use_trains_the_default_model(tmp_path, corpus_file, monkeypatch):
                                                                   "POSTSIEVE_CORPUS": str(corpus_file)})
     assert "training the default model" in proc.stderr
     assert json.loads(proc.stdout)["id"] == "cli"
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("POSTSIEVE_MAX_BATCH", "lots", "POSTSIEVE_MAX_BATCH must be an integer >= 0, got 'lots'"),
+    ("POSTSIEVE_OPEN_CLASSIFY", "yes", "POSTSIEVE_OPEN_CLASSIFY must be true or false, got 'yes'"),
+])
+def test_serve_refuses_a_setting_of_the_wrong_type_in_one_line(tmp_path, corpus_file, variable, value, message):
+    """Checked before anything else: no model trained, no database made, nothing printed but the
+    line naming the variable (it was a gunicorn traceback after the "serving" line)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    proc = run("serve", "--port", "8731", check=False,
+               env_extra={variable: value, "POSTSIEVE_DATA_DIR": str(data), "POSTSIEVE_MODEL_DIR": str(data / "models"),
+                          "POSTSIEVE_CORPUS": str(corpus_file), "POSTSIEVE_DATABASE_URL": ""})
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [f"Error: {message}"]
+    assert list(data.iterdir()) == []

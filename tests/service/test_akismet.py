@@ -1,5 +1,7 @@
 """A forum that already uses Akismet switches to postsieve: the real `akismet` client from PyPI,
 its requests routed into the app through its documented custom-httpx-client hook."""
+import io
+
 import akismet
 import httpx
 import pytest
@@ -87,3 +89,36 @@ def test_json_sent_to_akismet_endpoints_is_a_415(app):
     from tests.service.helpers import assert_error_shape
 
     assert_error_shape(app.test_client().post("/1.1/comment-check", json={"comment_content": "x"}), 415)
+
+
+def test_chunked_forms_are_read_whole_and_over_the_limit_are_a_413(make_app):
+    """A chunked form was read up to MAX_CONTENT_LENGTH and the part read was parsed as the whole
+    form: a comment cut short was classified (or a key cut off answered `invalid`) where the same
+    form with a Content-Length gets the 413."""
+    from urllib.parse import urlencode
+
+    from service.akismet import THANKS
+    from tests.service.helpers import assert_error_shape
+
+    app = make_app(OPEN_CLASSIFY=False, MAX_CONTENT_LENGTH=1000)
+    key = make_key(app, "classify", "feedback")
+    client = app.test_client()
+
+    def form(content):  # the key last, where a form cut short loses it
+        return urlencode({"blog": SITE, "comment_content": content, "api_key": key}).encode()
+
+    def post_chunked(path, body):  # as gunicorn hands a chunked request to the app
+        return client.post(path, content_type="application/x-www-form-urlencoded",
+                           headers={"Transfer-Encoding": "chunked"}, input_stream=io.BytesIO(body),
+                           environ_overrides={"wsgi.input_terminated": True})
+
+    for path in ("/1.1/comment-check", "/1.1/submit-spam", "/1.1/verify-key"):
+        assert assert_error_shape(post_chunked(path, form("x" * 1000)), 413)["errors"] == [
+            "the request body is larger than the limit of 1000 bytes (POSTSIEVE_MAX_CONTENT_LENGTH)"]
+    content = SPAM_TEXT + " " + "y" * (1000 - len(form(SPAM_TEXT + " ")))
+    assert len(form(content)) == 1000  # exactly the limit: read to its end
+    response = post_chunked("/1.1/submit-spam", form(content))
+    assert response.status_code == 200 and response.get_data(as_text=True) == THANKS
+    assert [label.post.body for label in app.extensions["postsieve.feedback"].latest()] == [content]
+    response = post_chunked("/1.1/comment-check", form(SPAM_TEXT))
+    assert response.get_data(as_text=True) == "true" and response.headers["X-akismet-pro-tip"] == "discard"

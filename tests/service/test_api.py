@@ -1,4 +1,7 @@
 """The native API through Flask's test client, on the tiny model (classify left open)."""
+import io
+import json
+
 import pytest
 
 from tests.service.conftest import bearer
@@ -29,22 +32,51 @@ def test_malformed_json_and_content_type(client):
     assert_error_shape(client.post("/v1/classify", data="id=1", content_type="application/x-www-form-urlencoded"), 415)
 
 
-def test_deeply_nested_json_is_a_400(client):
-    body = "[" * 100_000 + "]" * 100_000
-    assert_error_shape(client.post("/v1/classify", data=body, content_type="application/json"), 400)
+def test_deeply_nested_json_is_a_400_that_says_so(client):
+    """Valid JSON nested deeper than the parser goes is not called invalid JSON."""
+    for body in ("[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000):
+        answer = assert_error_shape(client.post("/v1/classify", data=body, content_type="application/json"), 400)
+        assert answer["errors"] == ["the request body's JSON is nested too deeply"]
 
 
-def test_body_over_the_limit_is_a_413(make_app):
+TOO_LARGE_1000 = "the request body is larger than the limit of 1000 bytes (POSTSIEVE_MAX_CONTENT_LENGTH)"
+
+
+def test_body_over_the_limit_is_a_413_naming_the_limit(make_app):
     client = make_app(OPEN_CLASSIFY=True, MAX_CONTENT_LENGTH=1000).test_client()
-    assert_error_shape(client.post("/v1/classify", json={"id": 1, "title": "", "body": "x" * 5000}), 413)
+    body = assert_error_shape(client.post("/v1/classify", json={"id": 1, "title": "", "body": "x" * 5000}), 413)
+    assert body["errors"] == [TOO_LARGE_1000]
+
+
+def post_chunked(client, path, body: bytes, content_type="application/json", **kwargs):
+    """POST `body` without Content-Length, as gunicorn hands a chunked request to the app: the
+    input ends with the body, and wsgi.input_terminated says so."""
+    headers = {"Transfer-Encoding": "chunked", **kwargs.pop("headers", {})}
+    return client.post(path, content_type=content_type, headers=headers, input_stream=io.BytesIO(body),
+                       environ_overrides={"wsgi.input_terminated": True}, **kwargs)
+
+
+def test_chunked_body_over_the_limit_is_a_413_and_under_it_is_read_whole(make_app):
+    """A chunked body was read up to the limit and parsed cut short: a 400 "not valid JSON"
+    instead of the 413 the same body gets with a Content-Length."""
+    client = make_app(OPEN_CLASSIFY=True, MAX_CONTENT_LENGTH=1000).test_client()
+
+    def post_of(size):
+        post = json.dumps({"id": "c1", "title": "", "body": ""}).encode()
+        return post[:-2] + b"x" * (size - len(post)) + post[-2:]
+
+    for size in (1001, 5000):
+        assert len(post_of(size)) == size
+        assert assert_error_shape(post_chunked(client, "/v1/classify", post_of(size)), 413)["errors"] == [TOO_LARGE_1000]
+    whole = post_chunked(client, "/v1/classify", post_of(1000))  # exactly the limit: read to its end
+    assert whole.status_code == 200 and whole.get_json()["id"] == "c1"
+    batch = json.dumps({"posts": [{"id": "b", "title": "", "body": "x" * 2000}]}).encode()
+    assert assert_error_shape(post_chunked(client, "/v1/classify/batch", batch), 413)["errors"] == [TOO_LARGE_1000]
 
 
 def test_bodies_are_read_for_their_length_or_to_their_end(client):
     """A body is read for its Content-Length; one that ends early is a 400 that says so; a body
     without Content-Length (chunked, which gunicorn marks as terminated) is read to its end."""
-    import io
-    import json
-
     post = json.dumps({"id": "b1", "title": "Otsu", "body": "Threshold the stack first."}).encode()
     assert client.post("/v1/classify", data=post, content_type="application/json").status_code == 200
     short = client.post("/v1/classify", content_type="application/json",
