@@ -57,8 +57,19 @@ class Checkpoint:
 
     def check_resumable(self, settings: dict, output_path: str) -> None:
         """Raise ResumeError when this run differs from the interrupted one in what matters."""
-        changed = [f"{key} was {self.settings.get(key)!r}, now {value!r}"
+        changed = [f"{key} was {_shown(self.settings.get(key))}, now {_shown(value)}"
                    for key, value in settings.items() if self.settings.get(key) != value]
         if changed:
             raise ResumeError(f"cannot resume {output_path}: " + "; ".join(changed) +
                               " (run again without --resume to start over)")
+
+
+def _shown(value) -> str:
+    """A setting as the command line spells it: 'block,review', 'none', a field mapping as k=v."""
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_shown(v)}" for k, v in value.items())
+    return str(value)

@@ -191,6 +191,8 @@ def _post_from_input(title, body, category, post_id) -> Post:
             record = None
         if isinstance(record, dict):
             return Post.from_dict({"id": post_id, "title": title or "", "category": category, **record})
+        if not raw.strip() and not (title or "").strip():  # an empty post is always allowed: say so instead
+            raise InvalidPost("nothing to classify: give --title and --body, or the post on stdin")
         body = raw
     return Post.from_dict({"id": post_id, "title": title or "", "body": body, "category": category})
 

@@ -106,6 +106,8 @@ def comment_check():
 def submit(label: str):
     fields = form()
     key = akismet_key(fields, "feedback")
+    if not fields.get("comment_content", "").strip():
+        raise APIError(400, "comment_content is needed: there is nothing to learn from an empty comment")
     post = post_from_fields(fields)
     try:
         ext("feedback").add(Label(post=post, label=label, source=request_source(fields.get("blog"), key),

@@ -118,7 +118,8 @@ def keys_list(as_json):
             click.echo(json.dumps(d))
         else:
             state = f"revoked {d['revoked'][:19]}" if d["revoked"] else "live"
-            rate = "default" if d["rate_per_minute"] is None else f"{d['rate_per_minute']}/min"
+            rate = ("default" if d["rate_per_minute"] is None else
+                    "unlimited" if d["rate_per_minute"] == 0 else f"{d['rate_per_minute']}/min")
             click.echo(f"{d['key_id']}  {d['name']:<20} {','.join(d['scopes']):<24} {rate:<10} "
                        f"created {d['created'][:19]}  {state}")
     if not found and not as_json:

@@ -125,6 +125,14 @@ def test_classify_from_stdin_json_and_text(models):
     assert "label=" in human and "model " in human
 
 
+def test_classify_with_nothing_to_classify_says_so(models):
+    for args, stdin in (((), ""), ((), "  \n"), (("--title", " "), "")):
+        proc = run("classify", "--model", str(models), *args, input=stdin, check=False)
+        assert proc.returncode != 0 and proc.stdout == "" and "Traceback" not in proc.stderr
+        assert "nothing to classify" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert run("classify", "--model", str(models), "--title", "Only a title", input="").returncode == 0
+
+
 def test_score_jsonl_and_csv(models, tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": i, "title": "", "body": f"text {i}"}) + "\n" for i in range(5)))

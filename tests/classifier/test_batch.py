@@ -137,7 +137,7 @@ def test_resume_refuses_changed_settings_or_foreign_output(tiny_model, tmp_path)
     src = write_jsonl(tmp_path / "in.jsonl", posts(30))
     out = tmp_path / "o.jsonl"
     stopped_run(tiny_model, options(src, out), 0)
-    with pytest.raises(ResumeError, match="only was None, now \\['block'\\]"):
+    with pytest.raises(ResumeError, match="only was none, now block"):
         batch.run_batch(tiny_model, options(src, out, resume=True, only=frozenset({"block"})))
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_text("{}\n")

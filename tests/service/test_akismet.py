@@ -122,3 +122,14 @@ def test_chunked_forms_are_read_whole_and_over_the_limit_are_a_413(make_app):
     assert [label.post.body for label in app.extensions["postsieve.feedback"].latest()] == [content]
     response = post_chunked("/1.1/comment-check", form(SPAM_TEXT))
     assert response.get_data(as_text=True) == "true" and response.headers["X-akismet-pro-tip"] == "discard"
+
+
+def test_a_submission_without_content_says_what_akismet_field_is_missing(app):
+    from tests.service.helpers import assert_error_shape
+
+    key = make_key(app, "feedback")
+    for content in ("", "   "):
+        body = assert_error_shape(app.test_client().post(
+            "/1.1/submit-ham", data={"blog": SITE, "api_key": key, "comment_content": content}), 400)
+        assert body["error"].startswith("comment_content is needed")
+    assert list(app.extensions["postsieve.feedback"].latest()) == []

@@ -133,6 +133,13 @@ def test_keys_create_prints_only_the_key_and_list_never_shows_it(env, key):
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "scope must be one or more of" in bad.stderr
 
 
+def test_keys_list_says_which_rate_a_key_has(env, key):
+    assert run_cli(env, "keys", "create", "--name", "bulk", "--scope", "classify", "--rate", "0").returncode == 0
+    assert run_cli(env, "keys", "create", "--name", "slow", "--scope", "classify", "--rate", "30").returncode == 0
+    rows = {line.split()[1]: line for line in run_cli(env, "keys", "list").stdout.splitlines() if line.strip()}
+    assert "unlimited" in rows["bulk"] and "30/min" in rows["slow"] and "default" in rows["forum"]
+
+
 def test_serve_runs_gunicorn_and_needs_a_key(server, key):
     status, body = post_json(server + "/v1/classify", HONEST, key)
     assert status == 200 and body["id"] == "h1" and body["decision"] in ("allow", "review", "block")
