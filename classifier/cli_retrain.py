@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from .errors import ClassifierError, CorpusError, StoreError
 from .feedback import FeedbackStore
 from .feedback_io import export_labels, import_labels, read_label_records
 from .gate import GateMargins
-from .jobs import JobStore
+from .jobs import InvalidJobOptions, JobStore
 from .retrain import RetrainOptions, backtest, retrain
 from .stats import STAT_FIELDS, overturn_stats
 from .train import TrainParams
@@ -122,6 +123,9 @@ def feedback_export(path, fmt, history):
         finally:
             if stream is not sys.stdout:
                 stream.close()
+    except BrokenPipeError:  # `postsieve feedback export -o - | head`: the reader has all it wants
+        sys.stderr.close()
+        sys.exit(0)
     except (OSError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     _say(f"wrote {count} labels")
@@ -199,6 +203,54 @@ def retrain_command(models_dir, corpus, feedback_weight, holdout, max_recall_los
         click.echo(f"candidate {result.version}: {state}" + (" (forced)" if result.gate.get("forced") else ""))
     if not result.promoted and not no_promote:
         sys.exit(3)
+
+
+#: `retrain` options a job started over HTTP may set (POST /v1/models/retrain); the rest are the server's.
+JOB_OPTIONS = ("force", "no_promote", "feedback_weight", "holdout", "max_recall_loss", "max_precision_loss",
+               "max_auc_loss", "max_spam_auc_loss", "min_heldout", "seed")
+
+
+def job_arguments(options: dict) -> list[str]:
+    """`retrain` arguments for a job's JSON options, checked against the command's own option types
+    and ranges first: the job's process parses them again, and an option refused there would end
+    the job before it could report anything.
+
+    Raises InvalidJobOptions naming every bad option, what it must be and what was sent.
+    """
+    params = {p.name: p for p in retrain_command.params if p.name in JOB_OPTIONS}
+    args, errors = [], []
+    for name, value in options.items():
+        try:
+            args += _job_argument(params.get(name), name, value)
+        except ValueError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise InvalidJobOptions(*errors)
+    return args
+
+
+def _job_argument(param: click.Parameter | None, name: str, value) -> list[str]:
+    """One option's arguments; ValueError saying what it must be."""
+    if param is None:
+        raise ValueError(f"unknown option {name!r}; known: {', '.join(JOB_OPTIONS)}")
+    got = json.dumps(value, default=str)[:40]
+    if param.is_flag:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {got}")
+        return [param.opts[0]] if value else []
+    integer = isinstance(param.type, click.types.IntParamType)
+    must = f"{name} must be {'an integer' if integer else 'a finite number'}, got {got}"
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise ValueError(must)  # click would take "0.5", true or 1.5 (as 1); JSON has types
+    try:
+        value = param.type.convert(value, param, None)
+    except click.BadParameter as exc:
+        raise ValueError(f"{name}: {exc.message.rstrip('.')}") from None
+    except OverflowError:  # an integer too large for a float
+        raise ValueError(must) from None
+    if isinstance(value, float) and not math.isfinite(value):  # click's ranges let NaN and infinity through
+        raise ValueError(must)
+    return [param.opts[0], str(value)]
 
 
 def _job_reporter(jobs: JobStore, job_id: str):

@@ -2,31 +2,21 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import threading
+from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from classifier import artifacts
+from classifier.cli_retrain import job_arguments
 from classifier.errors import ArtifactError, StoreError
-from classifier.jobs import JobConflict, JobStore
+from classifier.jobs import InvalidJobOptions, Job, JobConflict, JobStore, start_process
 
 from .api import ext, json_body
 from .auth import require
 from .errors import APIError
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/models")
-
-#: Options a retrain request may set, with their types and the CLI flag each becomes.
-RETRAIN_OPTIONS = {"force": (bool, "--force"), "no_promote": (bool, "--no-promote"),
-                   "feedback_weight": ((int, float), "--feedback-weight"), "holdout": ((int, float), "--holdout"),
-                   "max_recall_loss": ((int, float), "--max-recall-loss"),
-                   "max_precision_loss": ((int, float), "--max-precision-loss"),
-                   "max_auc_loss": ((int, float), "--max-auc-loss"),
-                   "max_spam_auc_loss": ((int, float), "--max-spam-auc-loss"), "min_heldout": (int, "--min-heldout"),
-                   "seed": (int, "--seed")}
-
 
 def version_summary(manifest: dict, active: str | None) -> dict:
     gate = manifest.get("gate") or {}
@@ -62,28 +52,18 @@ def start_retrain():
     data = json_body() if request.content_length or request.mimetype else {}
     if not isinstance(data, dict):
         raise APIError(400, "send a JSON object of options (or no body)")
-    args, errors = [], []
-    for name, value in data.items():
-        if name not in RETRAIN_OPTIONS:
-            errors.append(f"unknown option {name!r}; known: {', '.join(RETRAIN_OPTIONS)}")
-            continue
-        kinds, flag = RETRAIN_OPTIONS[name]
-        if isinstance(value, bool) and kinds is not bool or not isinstance(value, kinds):
-            errors.append(f"{name} must be {'true or false' if kinds is bool else 'a number'}")
-        elif kinds is bool:
-            args += [flag] if value else []
-        else:
-            args += [flag, str(value)]
-    if errors:
-        raise APIError(400, *errors)
+    try:
+        args = job_arguments(data)  # the command's own checks, before anything is queued
+    except InvalidJobOptions as exc:
+        raise APIError(400, *exc.messages) from None
     jobs = JobStore(ext("database"))
     try:
         job = jobs.create("retrain", dict(data), key.name)
+        spawn_retrain(jobs, job, args, key.name)
     except JobConflict as exc:
         raise APIError(409, str(exc)) from None
     except StoreError as exc:
         raise APIError(503, str(exc)) from None
-    spawn_retrain(job.id, args, key.name)
     body = {"ok": True, "job": job.id, "state": job.state, "url": url_for("admin.job", job_id=job.id)}
     return jsonify(body), 202
 
@@ -101,16 +81,11 @@ def job(job_id: str):
     return jsonify(found.to_dict())
 
 
-def spawn_retrain(job_id: str, args: list[str], requested_by: str) -> None:
-    """Run `python -m classifier retrain --job ID ...` detached; a thread reaps it when it ends."""
+def spawn_retrain(jobs: JobStore, job: Job, args: list[str], requested_by: str) -> None:
+    """Run `python -m classifier retrain --job ID ...` detached, its stderr in the models
+    directory's `.jobs/ID.log` (the error of a process that dies before it can report one)."""
     env = {**os.environ, "POSTSIEVE_DATABASE_URL": current_app.config["DATABASE_URL"],
            "POSTSIEVE_MODEL_DIR": current_app.config["MODEL_DIR"]}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [sys.executable, "-m", "classifier", "retrain", "--job", job_id, "--by", requested_by, *args]
-    try:
-        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-    except OSError as exc:
-        JobStore(ext("database")).update(job_id, state="failed", error=f"cannot start the job: {exc}")
-        return
-    threading.Thread(target=proc.wait, name=f"reap-{job_id[:8]}", daemon=True).start()
+    command = [sys.executable, "-m", "classifier", "retrain", "--job", job.id, "--by", requested_by, *args]
+    start_process(jobs, job, command, env, Path(current_app.config["MODEL_DIR"]) / ".jobs")

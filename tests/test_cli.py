@@ -242,3 +242,18 @@ def test_serve_refuses_a_setting_of_the_wrong_type_in_one_line(tmp_path, corpus_
     assert proc.returncode != 0 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [f"Error: {message}"]
     assert list(data.iterdir()) == []
+
+
+def test_feedback_export_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`postsieve feedback export -o - | head`: the reader stops early; no 'Broken pipe' error."""
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"id": i, "title": "", "body": f"post number {i} " * 10, "label": "ok"}) + "\n"
+                              for i in range(1500)))
+    env = {**os.environ, "POSTSIEVE_DATA_DIR": str(tmp_path / "data")}
+    run("feedback", "import", str(labels), env_extra=env)
+    proc = subprocess.Popen([POSTSIEVE, "feedback", "export", "-o", "-"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    assert json.loads(proc.stdout.readline())["label"] == "ok"
+    proc.stdout.close()  # as `head -1` does
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and stderr == ""
