@@ -58,7 +58,7 @@ def cli():
 @click.argument("corpus", nargs=-1, type=click.Path(exists=True))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Models directory to add the new version to (default: $POSTSIEVE_MODEL_DIR).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds and augmentation.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed for folds and augmentation.")
 @click.option("--no-activate", is_flag=True, help="Save the new version without making it active.")
 def train(corpus, out_dir, seed, no_activate):
     """Train a model on labelled JSONL files and save it as a new version.

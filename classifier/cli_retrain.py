@@ -152,7 +152,7 @@ def feedback_export(path, fmt, history):
               help="Fewest held-out labels the gate judges on.")
 @click.option("--force", is_flag=True, help="Promote even if the gate fails (recorded in the manifest).")
 @click.option("--no-promote", is_flag=True, help="Save the candidate but never make it active.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for folds, augmentation and the split.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed for folds, augmentation and the split.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--job", "job_id", default=None, hidden=True,
               help="Report progress and outcome to this job row (used by POST /v1/models/retrain).")
@@ -257,10 +257,10 @@ def _job_reporter(jobs: JobStore, job_id: str):
     """Progress lines go to stderr and to the job row."""
     import os
 
-    job = jobs.get(job_id)
-    if job is None:
+    if jobs.get(job_id) is None:
         raise click.ClickException(f"no job {job_id}")
-    jobs.update(job_id, state="running", options={**job.options, "pid": os.getpid()})
+    if jobs.mark_running(job_id, os.getpid()) is None:
+        raise click.ClickException(f"job {job_id} has ended already ({jobs.get(job_id).state}); not running it")
 
     def say(message: str) -> None:
         _say(message)

@@ -164,6 +164,28 @@ class JobStore:
         detail = last_line(job.options.get("log"))
         self.fail_if_live(job_id, f"{error}: {detail}" if detail else error)
 
+    def mark_running(self, job_id: str, pid: int) -> Job | None:
+        """The job's own process says it runs: state `running`, and its pid where the server has not
+        recorded one. Both writes are conditional, so they never overwrite an outcome, nor the pid
+        and log the server records at start (the options are replaced only if unchanged since read).
+        Returns the job, or None when it has ended already (then the process must not run it).
+        """
+        try:
+            with self.database.engine.begin() as conn:
+                row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+                if row is None or row.state not in LIVE_STATES:
+                    return None
+                now = datetime.now(timezone.utc)
+                conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.state.in_(LIVE_STATES))
+                             .values(state="running", updated_at=now))
+                options = json.loads(row.options or "{}")
+                if "pid" not in options:
+                    conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.options == row.options)
+                                 .values(options=json.dumps({**options, "pid": pid})))
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot write jobs: {type(exc).__name__}") from None
+        return self._read(job_id)
+
     def update(self, job_id: str, **values) -> None:
         for name in ("result", "options"):
             if name in values and not isinstance(values[name], (str, type(None))):

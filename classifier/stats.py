@@ -82,15 +82,22 @@ class DecisionLog:
                 _insert(conn, rows)
         except (sa.exc.SQLAlchemyError, ValueError) as exc:
             self.last_error = type(exc).__name__
-            if _database_away(exc):
-                with self._lock:  # keep them for the next attempt, within the bound
-                    self._rows = (rows + self._rows)[-self.max_buffer:]
+            if not _refused_as_data(exc):  # away, read-only, out of connections: try again later
+                self._keep(rows)
                 return 0
             # The database refused some row as data: that row would fail again forever and hold
             # back every later one, so the rows go in one by one and only the refused are dropped.
             return self._write_one_by_one(rows)
         self.last_error = None
         return len(rows)
+
+    def _keep(self, rows: list[tuple]) -> None:
+        """Put rows back in front of the buffer for the next attempt, within the bound (the
+        oldest beyond it are dropped and counted)."""
+        with self._lock:
+            kept = rows + self._rows
+            self.dropped += max(0, len(kept) - self.max_buffer)
+            self._rows = kept[-self.max_buffer:]
 
     def _write_one_by_one(self, rows: list[tuple]) -> int:
         """Insert rows one at a time, dropping (and counting) those the database refuses."""
@@ -101,9 +108,8 @@ class DecisionLog:
                     _insert(conn, [row])
                 written += 1
             except (sa.exc.SQLAlchemyError, ValueError) as exc:
-                if _database_away(exc):  # gone meanwhile: keep the rest for the next attempt
-                    with self._lock:
-                        self._rows = (rows[i:] + self._rows)[-self.max_buffer:]
+                if not _refused_as_data(exc):  # not this row's fault: keep the rest for later
+                    self._keep(rows[i:])
                     return written
                 self.dropped += 1
                 log.warning("dropped a decision row the database refused (%s)", type(exc).__name__)
@@ -128,11 +134,11 @@ class DecisionLog:
                 log.exception("writing decisions failed")
 
 
-def _database_away(exc: Exception) -> bool:
-    """True when an error says the database could not be reached (worth retrying later), not
-    that it refused the data."""
-    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or bool(
-        getattr(exc, "connection_invalidated", False))
+def _refused_as_data(exc: Exception) -> bool:
+    """True when an error says the database refused a value (text it cannot store, a constraint),
+    which the same row would meet again; anything else (unreachable, read-only, out of
+    connections) may pass and is worth retrying."""
+    return isinstance(exc, (sa.exc.DataError, sa.exc.IntegrityError, ValueError))
 
 
 def _insert(conn, rows: list[tuple]) -> None:

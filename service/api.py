@@ -74,9 +74,14 @@ def request_body() -> bytes:
     if "wsgi.input" not in request.environ or (length is None and not request.environ.get("wsgi.input_terminated")):
         return request.get_data(cache=False)
     stream = request.environ["wsgi.input"]
-    if length is None:
-        return read_to_end(stream, limit)
-    body = stream.read(length) if length else b""
+    try:
+        if length is None:
+            return read_to_end(stream, limit)
+        body = stream.read(length) if length else b""
+    except APIError:
+        raise
+    except Exception:  # the client went away mid-body, or sent broken chunks (gunicorn's own errors)
+        raise APIError(400, "the request body ended early or is not validly chunked") from None
     if len(body) != length:
         raise APIError(400, f"the body ended after {len(body)} of its {length} bytes (Content-Length)")
     return body

@@ -64,7 +64,11 @@ def check_environment() -> None:
     naming the first variable of the wrong type. `postsieve serve` calls this before it starts
     gunicorn, so a bad value is one line instead of a traceback from gunicorn's master."""
     config = Config(".")
-    from_environment(config)
+    try:
+        from_environment(config)
+    except (TypeError, KeyError) as exc:  # POSTSIEVE_A__B=... sets key B inside setting A
+        raise ValueError(f"a POSTSIEVE_* variable with '__' in its name sets a key inside a setting "
+                         f"that has none: {exc}") from None
     check_types(config)
 
 

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from flask import jsonify
+from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -46,9 +46,11 @@ def register_error_handlers(app) -> None:
         headers = {"Allow": exc.response.headers["Allow"]} if exc.response is not None and "Allow" in (exc.response.headers or {}) else None
         if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
             headers = {"Allow": ", ".join(exc.valid_methods)}
-        if exc.code == 413 and app.config.get("MAX_CONTENT_LENGTH") is not None:
-            # werkzeug's own 413 (a form with too large a Content-Length): the same words as ours
-            return error_response(413, body_too_large(app.config["MAX_CONTENT_LENGTH"]).messages, headers)
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        if exc.code == 413 and limit is not None and (request.content_length or 0) > limit:
+            # werkzeug's own 413 for a form with too large a Content-Length: the same words as ours.
+            # Its other 413s (a form field over MAX_FORM_MEMORY_SIZE, too many parts) keep theirs.
+            return error_response(413, body_too_large(limit).messages, headers)
         return error_response(exc.code or 500, [exc.description or exc.name], headers)
 
     @app.errorhandler(Exception)

@@ -230,6 +230,8 @@ def test_first_use_trains_the_default_model(tmp_path, corpus_file, monkeypatch):
 @pytest.mark.parametrize("variable, value, message", [
     ("POSTSIEVE_MAX_BATCH", "lots", "POSTSIEVE_MAX_BATCH must be an integer >= 0, got 'lots'"),
     ("POSTSIEVE_OPEN_CLASSIFY", "yes", "POSTSIEVE_OPEN_CLASSIFY must be true or false, got 'yes'"),
+    ("POSTSIEVE_MAX_BATCH__X", "1", "a POSTSIEVE_* variable with '__' in its name sets a key inside a setting "
+                                    "that has none: 'int' object does not support item assignment"),
 ])
 def test_serve_refuses_a_setting_of_the_wrong_type_in_one_line(tmp_path, corpus_file, variable, value, message):
     """Checked before anything else: no model trained, no database made, nothing printed but the

@@ -88,3 +88,20 @@ def test_last_line_skips_blank_lines_and_missing_logs(tmp_path):
     log.write_bytes(b"first\n" + b"x" * 20000 + b"\nTraceback ...\nValueError: bad \xff\n\n  \n")
     assert last_line(log) == "ValueError: bad \ufffd"
     assert last_line(tmp_path / "none.log") is None and last_line(None) is None
+
+
+def test_the_job_process_saying_it_runs_keeps_what_the_server_recorded(store):
+    job = store.create("retrain", {"seed": 3}, "forum")
+    store.update(job.id, options={**job.options, "pid": os.getpid(), "log": "/tmp/x.log"})  # the server, at start
+    running = store.mark_running(job.id, 999)
+    assert running.state == "running" and running.options == {"seed": 3, "pid": os.getpid(), "log": "/tmp/x.log"}
+    store.fail_if_live(job.id, "stopped")
+    other = store.create("retrain", {}, "cli")  # started by hand: no pid recorded by a server
+    assert store.mark_running(other.id, os.getpid()).options == {"pid": os.getpid()}
+
+
+def test_a_job_that_has_ended_is_not_run_by_a_late_process(store):
+    job = store.create("retrain", {}, "forum")
+    store.fail_if_live(job.id, "the training process never started")
+    assert store.mark_running(job.id, os.getpid()) is None
+    assert store.get(job.id).state == "failed" and store.get(job.id).error == "the training process never started"

@@ -70,6 +70,8 @@ def job_count(app) -> int:
     ({"max_auc_loss": 2}, "max_auc_loss: 2.0 is not in the range 0<=x<=1"),
     ({"max_spam_auc_loss": -1}, "max_spam_auc_loss: -1.0 is not in the range 0<=x<=1"),
     ({"min_heldout": 0}, "min_heldout: 0 is not in the range x>=1"),
+    ({"seed": -1}, "seed: -1 is not in the range 0<=x<=4294967295"),
+    ({"seed": 2 ** 32}, "seed: 4294967296 is not in the range 0<=x<=4294967295"),
 ])
 def test_retrain_options_are_checked_before_anything_is_queued(app, client, make_key, payload, message):
     headers = bearer(make_key("admin"))

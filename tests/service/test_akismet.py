@@ -133,3 +133,15 @@ def test_a_submission_without_content_says_what_akismet_field_is_missing(app):
             "/1.1/submit-ham", data={"blog": SITE, "api_key": key, "comment_content": content}), 400)
         assert body["error"].startswith("comment_content is needed")
     assert list(app.extensions["postsieve.feedback"].latest()) == []
+
+
+def test_a_form_field_over_werkzeugs_field_limit_is_not_blamed_on_the_body_limit(app):
+    """werkzeug answers 413 for one multipart field over MAX_FORM_MEMORY_SIZE (500 kB) in a body
+    well under the 1 MiB limit: its message stays, rather than ours naming the body limit."""
+    from tests.service.helpers import assert_error_shape
+
+    key = make_key(app, "classify")
+    response = app.test_client().post("/1.1/comment-check", content_type="multipart/form-data",
+                                      data={"api_key": key, "blog": SITE, "comment_content": "x" * 600_000})
+    errors = assert_error_shape(response, 413)["errors"]
+    assert "POSTSIEVE_MAX_CONTENT_LENGTH" not in errors[0] and errors[0]

@@ -90,6 +90,19 @@ def test_bodies_are_read_for_their_length_or_to_their_end(client):
     assert_error_shape(invalid_utf8, 400)
 
 
+def test_a_body_whose_reading_fails_is_a_400(client):
+    """The server's reader raises when a client goes away mid-body or breaks the chunk framing
+    (gunicorn's NoMoreData is an IOError): a 400, not the generic 500."""
+    class Broken(io.RawIOBase):
+        def read(self, size=-1):
+            raise OSError("No more data after: b'{\"id\"'")
+
+    for environ in ({"CONTENT_LENGTH": "40"}, {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}):
+        response = client.post("/v1/classify", content_type="application/json",
+                               environ_overrides={"wsgi.input": Broken(), **environ})
+        assert assert_error_shape(response, 400)["errors"] == ["the request body ended early or is not validly chunked"]
+
+
 def test_flask_404_and_405_use_the_same_shape(client):
     assert_error_shape(client.get("/nope"), 404)
     assert_error_shape(client.get("/v1/classify"), 405)

@@ -124,6 +124,26 @@ def test_chunked_bodies_over_the_limit_are_a_413_and_under_it_work(server, key):
     assert post_chunked(server, "/1.1/comment-check", form, "application/x-www-form-urlencoded", key) == (200, b"true")
 
 
+def test_chunked_bodies_cut_short_or_badly_framed_are_a_400(server, key):
+    """A client that goes away mid-chunk, or never sends the last chunk: gunicorn's reader raises
+    its own errors, which reached the generic handler as a 500."""
+    import socket
+
+    port = int(server.rsplit(":", 1)[1])
+    head = (b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + key.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for cut_short in (b'40\r\n{"id": "a", "title": ""', b"3\r\nabc\r\n"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head + cut_short)
+            sock.shutdown(socket.SHUT_WR)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line.split()[1] == b"400", answer[:300]
+        assert b"the request body ended early or is not validly chunked" in rest
+
+
 def test_keys_create_prints_only_the_key_and_list_never_shows_it(env, key):
     assert key.startswith("psk_") and "\n" not in key and " " not in key
     listed = run_cli(env, "keys", "list", "--json")
