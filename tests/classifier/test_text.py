@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import random
+import re
 import time
 
 import pytest
@@ -803,6 +804,29 @@ def test_strip_html_renders_what_the_regex_substitution_renders():
     for _ in range(20000):
         text = "<b>" + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
         assert text_module.strip_html(text) == by_definition(text), text
+
+
+def test_the_tld_trie_tries_the_words_the_flat_alternation_tries_in_the_same_order():
+    """`_alternation` builds a trie; in any context, including ones that make the engine back
+    off to a shorter word ('com' failing, 'co' then matching), it matches what the flat
+    longest-first alternation matches."""
+    words = sorted(text_module.URL_TLDS)
+    flat = "|".join(sorted({re.escape(w) for w in words}, key=lambda w: (-len(w), w)))
+    trie = text_module._alternation(words)
+    contexts = [r"(?:{})", r"(?i:{})(?![\w-])", r"\.(?:{})\b", r"(?i:{})(?:\.|\Z)", r"(?i:{})[a-z]*x", r"(?:{}){{2}}\b"]
+    rng = random.Random(10)
+    pieces = words + ["x", ".", "-", " ", "A", "COM", "Co", "m", "o", "1", "\u0130", "K"]
+    matched = 0
+    for context in contexts:
+        by_definition, built = re.compile(context.format(flat)), re.compile(context.format(trie))
+        for _ in range(4000):
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+            for i in range(len(text) + 1):
+                expected = by_definition.match(text, i)
+                assert (expected and expected.span()) == ((m := built.match(text, i)) and m.span()), (context, text, i)
+                matched += expected is not None
+    assert matched > 20000
+    assert text_module._alternation(["a", "ab", "abc", "b"]) == "(?:a(?:b(?:c)?)?|b)"
 
 
 def _trim_url_by_definition(url: str) -> str:
