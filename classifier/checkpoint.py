@@ -57,17 +57,31 @@ class Checkpoint:
 
     def check_resumable(self, settings: dict, output_path: str) -> None:
         """Raise ResumeError when this run differs from the interrupted one in what matters."""
-        changed = [f"{key} was {_shown(self.settings.get(key))}, now {_shown(value)}"
-                   for key, value in settings.items() if self.settings.get(key) != value]
-        if changed:
-            raise ResumeError(f"cannot resume {output_path}: " + "; ".join(changed) +
-                              " (run again without --resume to start over)")
+        check_same_settings(self.settings, settings, output_path)
+
+
+#: How the command line (or the user) names each setting a resume must keep.
+SETTING_NAMES = {"input": "the input", "inputs": "the input files", "input_size": "the input's size in bytes",
+                 "input_format": "--input-format", "output_format": "--output-format",
+                 "fields": "the field mapping", "only": "--only", "skip_bad": "--skip-bad",
+                 "model_version": "the model version"}
+
+
+def check_same_settings(before: dict, now: dict, output_path: str) -> None:
+    """Raise ResumeError naming every setting that differs from the interrupted run's."""
+    changed = [f"{SETTING_NAMES.get(key, key)} was {_shown(before.get(key))}, now {_shown(value)}"
+               for key, value in now.items() if before.get(key) != value]
+    if changed:
+        raise ResumeError(f"cannot resume {output_path}: " + "; ".join(changed) +
+                          " (run again without --resume to start over)")
 
 
 def _shown(value) -> str:
     """A setting as the command line spells it: 'block,review', 'none', a field mapping as k=v."""
     if value is None:
         return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value)) or "none"
     if isinstance(value, dict):

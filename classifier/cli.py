@@ -69,6 +69,7 @@ def train(corpus, out_dir, seed, no_activate):
 
     Example:
 
+    \b
         postsieve train training_data/ --out var/models --seed 0
     """
     out = Path(out_dir) if out_dir else workflow.models_dir()
@@ -131,6 +132,7 @@ def evaluate_command(labelled, model_path, json_out):
 
     Example:
 
+    \b
         postsieve evaluate my_labelled_posts.jsonl --report report.json
     """
     model = load_selected_model(model_path)
@@ -160,6 +162,7 @@ def classify(title, body, category, post_id, as_json, model_path):
 
     Example:
 
+    \b
         postsieve classify --title "Watershed splits nuclei" --body "..." --category "3D Segmentation"
         echo '{"id": 1, "title": "", "body": "thanks, that worked"}' | postsieve classify --json
     """
@@ -247,6 +250,7 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
 
     Example:
 
+    \b
         postsieve score export.jsonl -o scored.jsonl
         postsieve score posts.csv --body-field message --only block,review -o flagged.csv
         postsieve score export.parquet -o scored.parquet --resume
@@ -277,8 +281,9 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
     options = batch.BatchOptions(input_path=input_path, output_path=output_path, in_fmt=in_fmt, out_fmt=out_fmt,
                                  fields=fields, only=only_set, skip_bad=skip_bad,
                                  jobs=jobs or batch.default_jobs(), chunk_size=chunk_size, resume=resume)
-    show_bar = progress if progress is not None else sys.stderr.isatty()
-    log = ProgressLog(_progress, interval=log_every) if progress is None and not show_bar and log_every else None
+    # click draws no bar where stderr is not a terminal: there the progress is log lines
+    show_bar = progress is not False and sys.stderr.isatty()
+    log = ProgressLog(_progress, interval=log_every) if progress is not False and not show_bar and log_every else None
 
     def on_bad(row):
         _progress(f"skipped {records.where(input_path, in_fmt, row.line)}: {row.error}")
@@ -405,6 +410,7 @@ def list_command(models_dir, as_json):
 
     Example:
 
+    \b
         postsieve models list --dir var/models
     """
     directory = _models_dir(models_dir)
@@ -488,6 +494,7 @@ def activate(version, models_dir, by, reason):
 
     Example:
 
+    \b
         postsieve models activate 20261126-030243-347fc736 --reason "retrained with March feedback"
     """
     try:
@@ -513,6 +520,7 @@ def rollback(models_dir, by, reason):
 
     Example:
 
+    \b
         postsieve models rollback --reason "too many honest posts blocked"
     """
     try:

@@ -78,6 +78,7 @@ def feedback_import(path, source, fmt, dry_run, as_json):
 
     Example:
 
+    \b
         postsieve feedback import moderated.csv --source my-forum --dry-run
     """
     store = FeedbackStore(open_database())
@@ -112,6 +113,7 @@ def feedback_export(path, fmt, history):
 
     Example:
 
+    \b
         postsieve feedback export -o labels.jsonl --history
     """
     store = FeedbackStore(open_database())
@@ -167,6 +169,7 @@ def retrain_command(models_dir, corpus, feedback_weight, holdout, max_recall_los
 
     Example:
 
+    \b
         postsieve retrain --feedback-weight 3 --max-recall-loss 0.02
     """
     options = RetrainOptions(
@@ -295,6 +298,7 @@ def backtest_command(candidate, against, models_dir, limit, as_json):
 
     Example:
 
+    \b
         postsieve backtest 20261126-120000-abcd1234 --limit 20
     """
     directory = Path(models_dir) if models_dir else workflow.models_dir()
@@ -314,6 +318,8 @@ def backtest_command(candidate, against, models_dir, limit, as_json):
         click.echo(f"  {kind:<16} {n}")
     for change in result["changes"][:limit]:
         click.echo(f"  {change['source']}/{change['id']}: {change['old']} -> {change['new']} (label {change['label']})")
+    if len(result["changes"]) > limit:
+        click.echo(f"  ... and {len(result['changes']) - limit} more (--limit to list more, --json for all)")
 
 
 @cli.command("stats")
@@ -326,6 +332,7 @@ def stats_command(days, source, as_json):
 
     Example:
 
+    \b
         postsieve stats --days 7
     """
     try:

@@ -8,17 +8,19 @@ and each task receives that copy. Parts are numbered in sorted input order, so r
 
     OUTPUT/part-00000.jsonl     scored posts of the first input file
     OUTPUT/_counts/part-00000.json   its counts; a part with both files is done (--resume skips it)
+    OUTPUT/_counts/_settings.json    what the parts are made with; --resume must use the same
 """
 from __future__ import annotations
 
 import json
 import posixpath
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
 from . import outputs, parquet, records
 from .batch import BatchSummary, ChunkScorer, DEFAULT_CHUNK_SIZE, default_jobs
+from .checkpoint import check_same_settings
 from .dataset import FieldMap, file_format
 from .errors import ClassifierError, MissingExtra
 from .model import Model
@@ -115,6 +117,9 @@ def score_part(scorer: ChunkScorer, part: Part, chunk_size: int) -> dict:
     return counts
 
 
+#: In OUTPUT/_counts: the settings of the run, which a resume must share.
+SETTINGS_FILE = "_settings.json"
+
 class DaskJob:
     """Plan and run `score --engine dask` (see the module docstring)."""
 
@@ -150,7 +155,9 @@ class DaskJob:
             parts.append(Part(i, url, fmt, out_fs.unstrip_protocol(posixpath.join(out_root, name)),
                               out_fs.unstrip_protocol(posixpath.join(out_root, "_counts", name + ".json"))))
         if out_fs.exists(out_root) and not self.resume:
-            existing = [p for p in out_fs.ls(out_root, detail=False) if posixpath.basename(p).startswith("part-")]
+            # finished parts only: those of a run stopped by a bad row or Ctrl-C are started afresh
+            existing = [p for p in out_fs.ls(out_root, detail=False)
+                        if posixpath.basename(p).startswith("part-") and not p.endswith(".partial")]
             if existing:
                 raise ClassifierError(f"{self.output} already holds part files: continue with --resume, or remove "
                                       "them to start over")
@@ -163,6 +170,7 @@ class DaskJob:
         distributed, fsspec = require_dask()
         out_fs, out_root = fsspec.core.url_to_fs(self.output)
         out_fs.makedirs(posixpath.join(out_root, "_counts"), exist_ok=True)
+        self._check_settings(out_fs, posixpath.join(out_root, "_counts", SETTINGS_FILE), model, parts)
         summary = BatchSummary()
         todo = []
         for part in parts:
@@ -191,6 +199,20 @@ class DaskJob:
             client.cancel(futures)
             raise
         return summary
+
+
+    def _check_settings(self, out_fs, path: str, model: Model, parts: list[Part]) -> None:
+        """Record what the parts are made with; a resume must use the same (as the local engine's
+        checkpoint requires), or finished and new parts would differ in filter, format or model."""
+        settings = {"inputs": [part.input for part in parts], "input_format": self.in_fmt,
+                    "output_format": self.out_fmt, "fields": asdict(self.fields),
+                    "only": sorted(self.only) if self.only else None, "skip_bad": self.skip_bad,
+                    "model_version": model.version}
+        if self.resume and out_fs.exists(path):
+            with out_fs.open(path) as f:
+                check_same_settings(json.load(f), settings, self.output)
+        with out_fs.open(path, "w") as f:
+            json.dump(settings, f)
 
 
 def _add_counts(summary: BatchSummary, counts: dict, resumed: bool = False) -> None:

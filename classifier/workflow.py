@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from . import artifacts, database, report, versions
-from .errors import ArtifactVersionMismatch
+from .errors import ArtifactError, ArtifactVersionMismatch
 from .dataset import bundled_corpus_dir, load_corpus
 from .model import Model
 from .train import Progress, TrainParams, train_model
@@ -63,11 +63,15 @@ def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
     corpus = load_corpus(corpus_paths)
     say(f"read {len(corpus.examples)} labelled posts from {len(corpus.files)} file(s)")
     result = train_model(corpus.examples, params, progress=say)
+    try:  # the model active when training started is the new version's parent, as for retrain
+        parent = artifacts.active_version(out_dir)
+    except (ArtifactError, OSError):
+        parent = None
     path = artifacts.save_model(
         result.model, out_dir, data_sha256=corpus.sha256, label_counts=result.label_counts,
-        metrics=result.report, params=params.to_dict(),
+        metrics=result.report, params=params.to_dict(), parent=parent,
         extra={"augmented_counts": result.augmented_counts, "corpus_files": [Path(f).name for f in corpus.files],
-               **(extra or {})})
+               "created_by": versions.current_user(), **(extra or {})})
     artifacts.save_heldout(path, result.y, result.oof)
     written = report.write_report(path, version=path.name, manifest=artifacts.read_manifest(path),
                                   y_true=result.y, probabilities=result.oof, thresholds=result.model.thresholds)

@@ -32,6 +32,7 @@ def serve(host, port, workers, timeout):
 
     Example:
 
+    \b
         postsieve serve --host 0.0.0.0 --port 8000 --workers 2
     """
     try:
@@ -88,6 +89,7 @@ def keys_create(name, scopes, rate):
 
     Example:
 
+    \b
         KEY=$(postsieve keys create --name forum --scope classify --scope feedback)
     """
     try:
@@ -106,6 +108,7 @@ def keys_list(as_json):
 
     Example:
 
+    \b
         postsieve keys list --json
     """
     try:
@@ -134,6 +137,7 @@ def keys_revoke(name_or_key_id):
 
     Example:
 
+    \b
         postsieve keys revoke forum
     """
     try:

@@ -66,12 +66,17 @@ def test_ctrl_c_leaves_valid_output_and_resume_completes_it(model_dir, tmp_path)
     assert "already complete" in again.stderr
 
 
-def test_progress_log_lines_when_not_a_terminal(model_dir, tmp_path):
+@pytest.mark.parametrize("flag", [(), ("--progress",)])
+def test_progress_log_lines_when_not_a_terminal(model_dir, tmp_path, flag):
+    """Where stderr is not a terminal click draws no bar, so --progress too gives log lines."""
     src = write_posts(tmp_path / "in.jsonl", 400)
     proc = run("score", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", model_dir, "--chunk-size", "50",
-               "--log-every", "0.000001", "-j", "1")
+               "--log-every", "0.000001", "-j", "1", *flag)
     lines = [l for l in proc.stderr.splitlines() if "% of the input" in l]
     assert len(lines) >= 2 and "allow=" in lines[0] and lines[0].startswith("postsieve: ")
+    quiet = run("score", str(src), "-o", str(tmp_path / "q.jsonl"), "--model", model_dir, "--log-every", "0.000001",
+                "--no-progress")
+    assert not [l for l in quiet.stderr.splitlines() if "% of the input" in l]
 
 
 def test_wrong_jsonl_mapping_names_the_fields_found(model_dir, tmp_path):
@@ -140,6 +145,31 @@ def test_dask_engine_equals_single_machine_post_for_post(model_dir, cluster, exp
     assert [json.loads(line) for name in names for line in (out / name).read_text().splitlines()] == single
     refused = dask_score(cluster, str(export / "parts"), "-o", str(out), "--model", model_dir, check=False)
     assert refused.returncode != 0 and "already holds part files" in refused.stderr
+    # a resume with other settings would mix parts made two ways: refused, naming what changed
+    (out / names[2]).unlink()
+    for changed, named in ((("--only", "block"), "--only was none, now block"),
+                           (("--output-format", "csv"), "--output-format was jsonl, now csv"),
+                           (("--skip-bad",), "--skip-bad was off, now on")):
+        mixed = dask_score(cluster, str(export / "parts"), "-o", str(out), "--model", model_dir, "--resume", *changed,
+                           check=False)
+        assert mixed.returncode != 0 and named in mixed.stderr and "Traceback" not in mixed.stderr
+    assert not (out / names[2]).exists() and not list(out.glob("*.csv"))
+
+
+def test_a_dask_run_stopped_by_a_bad_row_can_be_run_again_with_skip_bad(model_dir, cluster, tmp_path):
+    """Only finished parts make a new run refuse the output folder; a part left unfinished by a
+    bad row is simply redone."""
+    src = tmp_path / "in"
+    src.mkdir()
+    write_posts(src / "posts.jsonl", 30)
+    with (src / "posts.jsonl").open("a") as f:
+        f.write("{not json\n")
+    out = tmp_path / "scored"
+    stopped = dask_score(cluster, str(src), "-o", str(out), "--model", model_dir, check=False)
+    assert stopped.returncode != 0 and "Traceback" not in stopped.stderr
+    again = dask_score(cluster, str(src), "-o", str(out), "--model", model_dir, "--skip-bad")
+    assert "scored 30 posts" in again.stderr
+    assert len((out / "part-00000.jsonl").read_text().splitlines()) == 30
 
 
 def test_dask_engine_parquet_parts_from_a_glob_and_a_config_file(model_dir, cluster, export, tmp_path):

@@ -52,6 +52,33 @@ def test_help_lists_commands():
         assert command in out
 
 
+def test_every_commands_examples_appear_in_its_help_line_by_line():
+    """click rewraps help paragraphs: an example block not marked with \\b ran its commands
+    together into one garbled paragraph."""
+    import click
+    from click.testing import CliRunner
+
+    from service.cli import cli
+
+    def commands(group, path=()):
+        for name, command in group.commands.items():
+            yield path + (name,), command
+            if isinstance(command, click.Group):
+                yield from commands(command, path + (name,))
+
+    checked = 0
+    for path, command in commands(cli):
+        doc = command.help or ""
+        if "Example:" not in doc:
+            continue
+        lines = [ln.strip() for ln in doc.split("Example:", 1)[1].splitlines() if ln.strip() and ln.strip() != "\b"]
+        out = CliRunner().invoke(cli, [*path, "--help"], terminal_width=80).output
+        for line in lines:
+            assert line in out, (path, line)
+        checked += 1
+    assert checked >= 15
+
+
 def test_train_writes_an_active_version(models):
     (version,) = [p for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert (models / "ACTIVE").read_text().strip() == version.name

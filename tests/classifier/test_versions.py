@@ -275,3 +275,7 @@ def test_training_records_its_activation(tmp_path):
     path = workflow.train_and_save([corpus], tmp_path / "m")
     (entry,) = versions.read_history(tmp_path / "m")
     assert (entry.action, entry.to_version) == ("train", path.name)
+    assert artifacts.read_manifest(path)["parent"] is None  # nothing was active
+    assert artifacts.read_manifest(path)["created_by"] == versions.current_user()
+    second = workflow.train_and_save([corpus], tmp_path / "m", activate=False)
+    assert artifacts.read_manifest(second)["parent"] == path.name  # the version active when it was trained
