@@ -176,7 +176,9 @@ def summary_section(version: str, manifest: Mapping, y: np.ndarray, p: np.ndarra
     corpus_counts = data.get("label_counts") or {}
     augmented = manifest.get("augmented_counts") or {}
     rows = [(label, corpus_counts.get(label, "-"), int((y == label).sum())) for label in LABELS]
-    counts = _table(["label", "posts in the corpus", "held-out rows"], rows)
+    # a retrained version's label counts hold the moderators' labels it was trained on as well
+    trained_on = "posts trained on (corpus and labels)" if manifest.get("retraining") else "posts in the corpus"
+    counts = _table(["label", trained_on, "held-out rows"], rows)
     if augmented:
         counts += _p("Held-out rows include augmented posts made from the corpus during training: " +
                      ", ".join(f"{k} {v}" for k, v in sorted(augmented.items())) + ".")

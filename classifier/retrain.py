@@ -67,6 +67,7 @@ class TrainingSet:
     counts: dict = field(default_factory=dict)
     data_sha256: str = ""
     split: str = ""
+    corpus_files: list[str] = field(default_factory=list)  # the corpus's file names (beside the labels)
 
 
 @dataclass
@@ -146,7 +147,7 @@ def build_training_set(corpus_paths: Iterable[str | Path], labels: Iterable[Stor
         "feedback_heldout": {label: sum(1 for x in heldout if x.label == label) for label in LABELS},
         "feedback_same_text_merged": n_labels - len(feedback),
     }
-    return TrainingSet(examples, heldout, counts, digest.hexdigest(), how)
+    return TrainingSet(examples, heldout, counts, digest.hexdigest(), how, [Path(f).name for f in corpus.files])
 
 
 def backtest(candidate: Model, against: Model, labels: Iterable[StoredLabel], *, limit: int | None = None,
@@ -251,7 +252,8 @@ def _retrain_locked(models_dir: Path, store: FeedbackStore, corpus_paths, option
     path = artifacts.save_model(
         candidate, models_dir, data_sha256=data.data_sha256, label_counts=result.label_counts,
         metrics=result.report, params=options.params.to_dict(), parent=active.version if active else None,
-        extra={"trained_by": "retrain", "created_by": who, "gate": gate, "retraining": training})
+        extra={"trained_by": "retrain", "created_by": who, "gate": gate, "retraining": training,
+               "corpus_files": data.corpus_files})
     say(f"saved candidate {path.name}")
     bt = None
     if active:

@@ -165,6 +165,11 @@ def test_summary_shows_the_version_facts_and_label_counts():
                                               for label, count in zip(LABELS, (5, 4, 3))]
     key = dict(page.table("summary", "measure"))
     assert set(key) >= {"spam ROC-AUC", "off-topic ROC-AUC", "legitimate posts (ok and off-topic) blocked"}
+    assert "posts in the corpus" in text
+    retrained = Page(summary_section("v", {**MANIFEST, "retraining": {"counts": {}}}, y, p, choose_thresholds(y, p),
+                                     None))
+    # a retrained version's label counts include the moderators' labels: the column says so
+    assert "posts trained on (corpus and labels)" in "".join(retrained.text)
 
 
 def test_threshold_table_gives_precision_and_recall_held_out():

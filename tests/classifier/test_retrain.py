@@ -103,6 +103,7 @@ def test_retrain_saves_a_gated_candidate_with_its_lineage(database, corpus, mode
     assert manifest["retraining"]["counts"]["feedback_heldout"]["spam"] + \
         manifest["retraining"]["counts"]["feedback_train"]["spam"] == 10
     assert len(manifest["training_data"]["sha256"]) == 64
+    assert manifest["corpus_files"] and all("/" not in name for name in manifest["corpus_files"])
     assert result.backtest["against"] == parent and result.backtest["scored"] == 20
     assert result.backtest["scope"] == "every labelled post"
     # the gate's numbers are the candidate's on exactly the held-out labels
