@@ -111,9 +111,15 @@ class BatchOptions:
             except OSError:
                 pass
         return {"input": os.path.abspath(self.input_path) if self.input_path != "-" else "-", "input_size": size,
-                "input_format": self.in_fmt, "output_format": self.out_fmt, "fields": asdict(self.fields),
-                "only": sorted(self.only) if self.only else None, "skip_bad": self.skip_bad,
-                "model_version": model.version}
+                **scoring_settings(model, self.in_fmt, self.out_fmt, self.fields, self.only, self.skip_bad)}
+
+
+def scoring_settings(model: Model, in_fmt: str | None, out_fmt: str, fields: FieldMap,
+                     only: frozenset[str] | None, skip_bad: bool) -> dict:
+    """How posts are read, scored and written: what a resumed run must share with the interrupted
+    one, on either engine (the local checkpoint, the Dask output's `_settings.json`)."""
+    return {"input_format": in_fmt, "output_format": out_fmt, "fields": asdict(fields),
+            "only": sorted(only) if only else None, "skip_bad": skip_bad, "model_version": model.version}
 
 
 @dataclass

@@ -48,6 +48,10 @@ model_option = click.option(
          "Default: the active model in $POSTSIEVE_MODEL_DIR, trained on first use.")
 
 
+#: The seeds numpy's generators take (a seed outside it failed only once training had started).
+SEED = click.IntRange(0, 2**32 - 1)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="postsieve")
 def cli():
@@ -58,7 +62,7 @@ def cli():
 @click.argument("corpus", nargs=-1, type=click.Path(exists=True))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Models directory to add the new version to (default: $POSTSIEVE_MODEL_DIR).")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed for folds and augmentation.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for folds and augmentation.")
 @click.option("--no-activate", is_flag=True, help="Save the new version without making it active.")
 def train(corpus, out_dir, seed, no_activate):
     """Train a model on labelled JSONL files and save it as a new version.

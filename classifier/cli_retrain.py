@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from . import artifacts, workflow
-from .cli import cli
+from .cli import SEED, cli
 from .database import Database
 from .errors import ClassifierError, CorpusError, StoreError
 from .feedback import FeedbackStore
@@ -154,7 +154,7 @@ def feedback_export(path, fmt, history):
               help="Fewest held-out labels the gate judges on.")
 @click.option("--force", is_flag=True, help="Promote even if the gate fails (recorded in the manifest).")
 @click.option("--no-promote", is_flag=True, help="Save the candidate but never make it active.")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed for folds, augmentation and the split.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for folds, augmentation and the split.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--job", "job_id", default=None, hidden=True,
               help="Report progress and outcome to this job row (used by POST /v1/models/retrain).")

@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import posixpath
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from . import outputs, parquet, records
-from .batch import BatchSummary, ChunkScorer, DEFAULT_CHUNK_SIZE, default_jobs
+from .batch import BatchSummary, ChunkScorer, DEFAULT_CHUNK_SIZE, default_jobs, scoring_settings
 from .checkpoint import check_same_settings
 from .dataset import FieldMap, file_format
 from .errors import ClassifierError, MissingExtra
@@ -120,6 +120,7 @@ def score_part(scorer: ChunkScorer, part: Part, chunk_size: int) -> dict:
 #: In OUTPUT/_counts: the settings of the run, which a resume must share.
 SETTINGS_FILE = "_settings.json"
 
+
 class DaskJob:
     """Plan and run `score --engine dask` (see the module docstring)."""
 
@@ -200,14 +201,11 @@ class DaskJob:
             raise
         return summary
 
-
     def _check_settings(self, out_fs, path: str, model: Model, parts: list[Part]) -> None:
         """Record what the parts are made with; a resume must use the same (as the local engine's
         checkpoint requires), or finished and new parts would differ in filter, format or model."""
-        settings = {"inputs": [part.input for part in parts], "input_format": self.in_fmt,
-                    "output_format": self.out_fmt, "fields": asdict(self.fields),
-                    "only": sorted(self.only) if self.only else None, "skip_bad": self.skip_bad,
-                    "model_version": model.version}
+        settings = {"inputs": [part.input for part in parts],
+                    **scoring_settings(model, self.in_fmt, self.out_fmt, self.fields, self.only, self.skip_bad)}
         if self.resume and out_fs.exists(path):
             with out_fs.open(path) as f:
                 check_same_settings(json.load(f), settings, self.output)

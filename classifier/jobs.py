@@ -161,8 +161,7 @@ class JobStore:
             error = f"the training process exited with status {returncode}"
         else:
             error = "the training process ended without an outcome"
-        detail = last_line(job.options.get("log"))
-        self.fail_if_live(job_id, f"{error}: {detail}" if detail else error)
+        self.fail_if_live(job_id, _with_log_tail(error, job))
 
     def mark_running(self, job_id: str, pid: int) -> Job | None:
         """The job's own process says it runs: state `running`, and its pid where the server has not
@@ -207,11 +206,16 @@ def _death_of(job: Job) -> str | None:
     if pid:
         if pid_alive(pid):
             return None
-        detail = last_line(job.options.get("log"))
-        return "the training process ended without an outcome" + (f": {detail}" if detail else "")
+        return _with_log_tail("the training process ended without an outcome", job)
     if job.state == "queued" and datetime.now(timezone.utc) - job.created_at > START_TIMEOUT:
         return f"the training process never started (queued for more than {START_TIMEOUT.seconds} s)"
     return None
+
+
+def _with_log_tail(error: str, job: Job) -> str:
+    """`error`, with the last line its process wrote to its log (what it died of) when there is one."""
+    detail = last_line(job.options.get("log"))
+    return f"{error}: {detail}" if detail else error
 
 
 def start_process(store: JobStore, job: Job, command: list[str], env: dict, log_dir: str | Path) -> None:
