@@ -37,6 +37,29 @@ def test_overturns_are_counted_per_version_and_day(database):
     assert overturn_stats(database, source="nobody", now=DAY2) == []
 
 
+def test_a_large_batch_is_stored_as_sqlalchemys_own_insert_stores_it(database):
+    """Rows go in as multi-row INSERT statements (one GIL hand-off a statement, not one a row);
+    a batch of several statements stores every row with the values `decisions.insert()` stores."""
+    import sqlalchemy as sa
+
+    from classifier import stats as stats_module
+    from classifier.schema import decisions
+
+    n = stats_module._ROWS_PER_STATEMENT * 2 + 7
+    log = DecisionLog(database, interval=60)
+    log.record("forum", [served(f"p{i}", "block", spam=i / n) for i in range(n)], at=DAY1)
+    assert log.flush() == n
+    reference = [dict(zip(stats_module.ROW_COLUMNS, ("other", f"p{i}", "v1", "spam", "block", i / n, DAY1)))
+                 for i in range(n)]
+    with database.engine.begin() as conn:
+        conn.execute(decisions.insert(), reference)
+        stored = conn.execute(sa.select(decisions).order_by(decisions.c.id)).mappings().all()
+    ours, theirs = stored[:n], stored[n:]
+    assert [r["post_id"] for r in ours] == [f"p{i}" for i in range(n)]
+    columns = [c for c in stats_module.ROW_COLUMNS if c != "source"]
+    assert [[r[c] for c in columns] for r in ours] == [[r[c] for c in columns] for r in theirs]
+
+
 def test_the_log_writes_in_the_background_and_keeps_memory_bounded(database):
     import time
 
