@@ -226,6 +226,7 @@ def start_process(store: JobStore, job: Job, command: list[str], env: dict, log_
     by its pid after a server restart.
     """
     log_path = Path(log_dir) / f"{job.id}.log"
+    prune_logs(log_dir, keep=KEEP_LOGS - 1)  # no other job is live: `create` refused this one otherwise
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(log_path, "ab")
@@ -247,6 +248,28 @@ def start_process(store: JobStore, job: Job, command: list[str], env: dict, log_
         log.close()
         raise
     threading.Thread(target=_reap, args=(store, job.id, proc, log), name=f"reap-{job.id[:8]}", daemon=True).start()
+
+
+#: Logs of the latest jobs kept in the log directory (older ones are removed as a job starts).
+KEEP_LOGS = 20
+
+
+def prune_logs(log_dir: str | Path, keep: int) -> None:
+    """Remove all but the `keep` newest job logs in `log_dir`.
+
+    A log matters while its job is live (a dead process's job is failed with the log's last
+    line); an ended job's error holds that line already. Without pruning, every retrain
+    requested over HTTP left a file behind for good. Files that cannot be removed are left.
+    """
+    try:
+        logs = sorted(Path(log_dir).glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:  # no directory yet, or a log removed while sorting
+        return
+    for old in logs[keep:]:
+        try:
+            old.unlink()
+        except OSError:
+            pass
 
 
 def _reap(store: JobStore, job_id: str, proc: subprocess.Popen, log) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from classifier.jobs import LIVE_STATES, START_TIMEOUT, JobConflict, JobStore, last_line, start_process
+from classifier.jobs import KEEP_LOGS, LIVE_STATES, START_TIMEOUT, JobConflict, JobStore, last_line, start_process
 
 DEAD_PID = 2 ** 22 + 12345  # above any pid_max: no such process
 
@@ -36,6 +36,22 @@ def test_a_process_that_exits_at_once_fails_its_job_with_its_last_stderr_line(st
     assert done.error == "the training process exited with status 1: Error: no such option: --epochs"
     assert done.options["holdout"] == 0.5 and done.options["log"] == str(tmp_path / "logs" / f"{job.id}.log")
     assert store.create("retrain", {}, "forum").state == "queued"  # the dead job blocks nothing
+
+
+def test_starting_a_job_keeps_only_the_latest_logs(store, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(KEEP_LOGS + 5):
+        old = logs / f"old{i:02d}.log"
+        old.write_text("done\n")
+        os.utime(old, (1_000_000 + i, 1_000_000 + i))
+    (logs / "notes.txt").write_text("not a log")
+    job = store.create("retrain", {}, "forum")
+    start_process(store, job, [sys.executable, "-c", "pass"], dict(os.environ), logs)
+    wait_until_ended(store, job.id)
+    kept = {p.name for p in logs.glob("*.log")}
+    assert kept == {f"{job.id}.log"} | {f"old{i:02d}.log" for i in range(6, KEEP_LOGS + 5)}  # the oldest six went
+    assert (logs / "notes.txt").exists()
 
 
 def test_a_killed_process_fails_its_job(store, tmp_path):
