@@ -257,7 +257,12 @@ def load_model(version_dir: str | Path) -> Model:
 
 
 def list_versions(models_dir: str | Path) -> list[dict]:
-    """Manifests of every complete version under `models_dir`, oldest first."""
+    """Manifests of every complete version under `models_dir`, oldest first.
+
+    A directory whose manifest names another version (a copied or renamed version folder) is
+    not a version: it cannot be activated (`versions.activate` refuses it), and listing it would
+    show its manifest's version twice.
+    """
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         return []
@@ -265,9 +270,11 @@ def list_versions(models_dir: str | Path) -> list[dict]:
     for child in sorted(models_dir.iterdir()):
         if child.is_dir() and not child.name.startswith(".") and (child / MANIFEST_FILE).exists():
             try:
-                out.append(read_manifest(child))
+                manifest = read_manifest(child)
             except ArtifactError:
                 continue
+            if manifest.get("version") == child.name:
+                out.append(manifest)
     return sorted(out, key=lambda m: (m.get("created", ""), m.get("version", "")))
 
 

@@ -249,6 +249,17 @@ def test_list_summaries_newest_first_with_active_marker_and_metrics(three):
     assert (last["spam_roc_auc"], last["block_precision"], last["label_counts"]) == (0.97, 0.996, {"ok": 3, "spam": 2})
 
 
+def test_a_copied_version_folder_is_not_listed_twice(three):
+    import shutil
+
+    root, (v1, v2, v3) = three
+    shutil.copytree(root / v2, root / "zz-copy-of-v2")  # sorts after every version id
+    assert [r["version"] for r in versions.list_summaries(root)] == [v3, v2, v1]
+    assert artifacts.active_version(root) == v1
+    (root / "ACTIVE").unlink()
+    assert artifacts.active_version(root) == v3  # the newest real version, not the copy
+
+
 def test_describe_defaults_to_the_active_version(three):
     root, (v1, v2, v3) = three
     versions.activate(root, v2)
