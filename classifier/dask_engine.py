@@ -167,7 +167,12 @@ class DaskJob:
     def run(self, client, model: Model, parts: list[Part],
             on_part: Callable[[BatchSummary, int, int], None] | None = None,
             on_bad: Callable[[str, str], None] | None = None) -> BatchSummary:
-        """Score the parts on the cluster behind `client`; parts already done are skipped if resuming."""
+        """Score the parts on the cluster behind `client`; parts already done are skipped if resuming.
+
+        `on_part(summary, done, total)` follows each part finished: `done` of `total` counts the
+        input's parts, so on a resumed run both, like the summary's posts, include the parts the
+        interrupted run finished.
+        """
         distributed, fsspec = require_dask()
         out_fs, out_root = fsspec.core.url_to_fs(self.output)
         out_fs.makedirs(posixpath.join(out_root, "_counts"), exist_ok=True)
@@ -194,8 +199,8 @@ class DaskJob:
                 for where, error in counts["bad_rows"]:
                     if on_bad:
                         on_bad(where, error)
-                if on_part:
-                    on_part(summary, n, len(todo))
+                if on_part:  # parts done of all the input's, those of an interrupted run included
+                    on_part(summary, len(parts) - len(todo) + n, len(parts))
         except BaseException:
             client.cancel(futures)
             raise

@@ -142,6 +142,7 @@ def test_dask_engine_equals_single_machine_post_for_post(model_dir, cluster, exp
     (out / names[1]).unlink()
     again = dask_score(cluster, str(export / "parts"), "-o", str(out), "--model", model_dir, "--resume")
     assert "(120 by the interrupted run" in again.stderr
+    assert "postsieve: 3/3 parts: 180 posts" in again.stderr  # the parts done before count, as their posts do
     assert [json.loads(line) for name in names for line in (out / name).read_text().splitlines()] == single
     refused = dask_score(cluster, str(export / "parts"), "-o", str(out), "--model", model_dir, check=False)
     assert refused.returncode != 0 and "already holds part files" in refused.stderr
