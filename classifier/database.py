@@ -57,12 +57,21 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def os_reason(exc: OSError) -> str:
+    """Why a directory could not be made, in words (mkdir says "File exists" for a file in the way)."""
+    return "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
+
+
 def create_engine(url: str | URL) -> Engine:
     """An engine with postsieve's connection settings (WAL for SQLite; pre-ping for PostgreSQL)."""
     parsed = normalise_url(str(url) if isinstance(url, str) else url.render_as_string(hide_password=False))
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file of that name (POSTSIEVE_DATA_DIR), no permission
+                raise StoreError(f"cannot use {folder} for the database: {os_reason(exc)}") from None
         engine = sa.create_engine(parsed, connect_args={"timeout": 10})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:

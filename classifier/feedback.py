@@ -213,7 +213,8 @@ def label_from_dict(record: Mapping[str, Any], *, source: str, channel: str = "a
     if not isinstance(record, Mapping):
         raise InvalidFeedback(f"feedback must be a JSON object, got {type(record).__name__}")
     fields = dict(record)
-    fields.setdefault("title", "")
+    if fields.get("title") is None:  # replies have no title; a forum may send null or leave it out
+        fields["title"] = ""
     errors = []
     try:
         post = Post.from_dict(fields)

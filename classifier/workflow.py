@@ -92,7 +92,10 @@ def ensure_model(directory: str | Path | None = None, *, corpus_paths: Iterable[
     workers, several commands) train only once.
     """
     directory = Path(directory) if directory else models_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, no permission: one line, not a traceback
+        raise ArtifactError(f"cannot use {directory} as the models directory: {database.os_reason(exc)}") from None
     say = progress or (lambda message: None)
     with open(directory / ".train.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from classifier import artifacts
 from classifier.cli_retrain import job_arguments
 from classifier.errors import ArtifactError, StoreError
+from classifier.feedback import identifier_problem
 from classifier.jobs import InvalidJobOptions, Job, JobConflict, JobStore, start_process
 
 from .api import ext, json_body
@@ -72,6 +73,8 @@ def start_retrain():
 def job(job_id: str):
     """A job's state (queued, running, succeeded, failed), last progress line and outcome."""
     require("admin")
+    if identifier_problem("job", job_id) is not None:  # PostgreSQL refuses a NUL: no outage (503)
+        raise APIError(404, f"no job {job_id[:40]!r}")
     try:
         found = JobStore(ext("database")).get(job_id[:40])
     except StoreError as exc:

@@ -44,14 +44,23 @@ def json_body():
         raise APIError(415, "send Content-Type: application/json")
     body = request_body()
     try:
-        data = current_app.json.loads(body)
+        return current_app.json.loads(body, parse_constant=_refuse_constant)
     except RecursionError:  # a nesting bomb: perhaps valid JSON, but deeper than the parser goes
         raise APIError(400, "the request body's JSON is nested too deeply") from None
+    except NonFiniteNumber as exc:
+        raise APIError(400, f"the request body holds {exc}, which JSON has no number for") from None
     except ValueError:  # not JSON or not UTF-8
-        data = None
-    if data is None:
-        raise APIError(400, "the request body is not valid JSON (UTF-8)")
-    return data
+        raise APIError(400, "the request body is not valid JSON (UTF-8)") from None
+
+
+class NonFiniteNumber(ValueError):
+    """NaN, Infinity or -Infinity in a request body: Python's parser takes them, JSON has none."""
+
+
+def _refuse_constant(name: str):
+    # Taken, they were stored (an author's trust level) and written back out by `feedback export`
+    # as JSON that strict parsers refuse.
+    raise NonFiniteNumber(name)
 
 
 def request_body() -> bytes:
@@ -118,12 +127,19 @@ def parse_post(record, prefix: str = "") -> Post:
 
 def request_source(given, key) -> str:
     """Which forum a request speaks for: the key's name, so one forum's key can never write over
-    another forum's labels. Only an admin key may name another source (a multi-forum host)."""
+    another forum's labels. Only an admin key may name another source (a multi-forum host); a
+    source it names is a key of stored labels, so one that could not be stored as sent (not a
+    string, empty, too long, control characters) is a 400, never cut or cleaned."""
     if key is None:
         return "anonymous"
-    if isinstance(given, str) and given.strip() and "admin" in key.scopes:
-        return given.strip()[:200]
-    return key.name
+    if given is None or given == "" or "admin" not in key.scopes:
+        return key.name
+    if not isinstance(given, str):
+        raise APIError(400, f"source must be a string, got {type(given).__name__}")
+    problem = identifier_problem("source", given)
+    if problem is not None:
+        raise APIError(400, problem)
+    return given
 
 
 def after_response(callback: Callable[[], object]) -> None:
@@ -220,9 +236,13 @@ def stats():
         raise APIError(400, "days must be an integer") from None
     if not 1 <= days <= 3660:
         raise APIError(400, f"days must be within 1 and 3660, got {days}")
+    source = request.args.get("source") or None
+    problem = None if source is None else identifier_problem("source", source)
+    if problem is not None:  # PostgreSQL refuses a NUL in a query as well: that is no outage (503)
+        raise APIError(400, problem)
     ext("decision_log").flush()  # this worker's buffered rows; the others write theirs every second
     try:
-        rows = overturn_stats(ext("database"), days=days, source=request.args.get("source") or None)
+        rows = overturn_stats(ext("database"), days=days, source=source)
     except StoreError as exc:
         raise APIError(503, str(exc)) from None
     return jsonify({"days": days, "rows": rows})

@@ -18,18 +18,19 @@ class Setting:
     name: str
     default: Any
     help: str
+    minimum: int = 0  # for numbers: the least value that works
 
 
 SETTINGS = (
     Setting("MODEL_DIR", None, "Models directory; the active version is served. "
             "Default: <data dir>/models (see POSTSIEVE_DATA_DIR)."),
     Setting("MODEL_CHECK_INTERVAL", 2.0, "Seconds between checks of the models directory's ACTIVE pointer."),
-    Setting("MAX_CONTENT_LENGTH", 1024 * 1024, "Largest request body in bytes; larger requests get 413."),
+    Setting("MAX_CONTENT_LENGTH", 1024 * 1024, "Largest request body in bytes; larger requests get 413.", minimum=1),
     Setting("DATABASE_URL", None, "Feedback and API-key database: a SQLAlchemy URL such as "
             "postgresql://user@host/db. Default: SQLite file <data dir>/postsieve.db (WAL mode)."),
     Setting("OPEN_CLASSIFY", False, "When true, /v1/classify, /v1/classify/batch and Akismet comment-check "
             "answer without a key. Feedback and admin endpoints always need one."),
-    Setting("MAX_BATCH", 1000, "Most posts one /v1/classify/batch request may carry."),
+    Setting("MAX_BATCH", 1000, "Most posts one /v1/classify/batch request may carry.", minimum=1),
     Setting("TRUSTED_TRUST_LEVEL", 3, "Authors with author.trust_level at or above this are never blocked "
             "outright (at most review). Discourse levels run 0-4."),
     Setting("TRUSTED_REPUTATION", 1000, "Authors with author.reputation at or above this are never "
@@ -73,17 +74,21 @@ def check_environment() -> None:
 
 
 def check_types(config) -> None:
-    """Refuse a setting of the wrong type at startup, naming the variable, instead of failing later."""
+    """Refuse a setting of the wrong type at startup, naming the variable, instead of failing later.
+
+    Only the settings whose default is None may be null: `POSTSIEVE_MAX_CONTENT_LENGTH=null`
+    would lift the body limit without a word, and `POSTSIEVE_MAX_BATCH=0` refuse every batch.
+    """
     for setting in SETTINGS:
         value, default = config.get(setting.name), setting.default
-        if default is None or value is None:
+        if default is None:
             continue
         if isinstance(default, bool):
             ok, kind = isinstance(value, bool), "true or false"
         elif isinstance(default, (int, float)):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= setting.minimum
             ok = ok and (isinstance(value, int) or isinstance(default, float))
-            kind = "a number >= 0" if isinstance(default, float) else "an integer >= 0"
+            kind = ("a number" if isinstance(default, float) else "an integer") + f" >= {setting.minimum}"
         else:
             ok, kind = isinstance(value, str), "a string"
         if not ok:

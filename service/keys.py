@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from classifier.database import Database
 from classifier.errors import ClassifierError, StoreError
+from classifier.feedback import identifier_problem
 from classifier.schema import api_keys
 
 #: `admin` implies the other two.
@@ -89,8 +90,11 @@ class KeyStore:
     def create(self, name: str, scopes, *, rate_per_minute: int | None = None) -> tuple[str, ApiKey]:
         """Make a key; return the plain key (shown once, never stored) and its record."""
         name = (name or "").strip()
-        if not name or len(name) > 200:
-            raise InvalidKeyRequest("name must be 1 to 200 characters")
+        # The name is the source of every label the key sends, so it must be one the feedback
+        # store takes: a name with a tab made every feedback call of the key a 400.
+        problem = identifier_problem("name", name)
+        if problem is not None:
+            raise InvalidKeyRequest(problem)
         scope_set = parse_scopes(scopes)
         if rate_per_minute is not None and rate_per_minute < 0:
             raise InvalidKeyRequest(f"rate must be >= 0 requests per minute (0: unlimited), got {rate_per_minute}")

@@ -240,7 +240,7 @@ def openapi_document(config) -> dict:
             "/1.1/verify-key": {"post": {
                 "summary": "Akismet: is this key valid?", "operationId": "akismetVerifyKey", "security": [],
                 "requestBody": _form, "responses": {"200": _text("valid or invalid", ["valid", "invalid"]),
-                                                    **_errors(413, 415)}}},
+                                                    **_errors(413, 415, 503)}}},
             "/1.1/comment-check": {"post": {
                 "summary": "Akismet: true when the post is spam to hold back; X-akismet-pro-tip: discard when "
                            "the decision is block.", "operationId": "akismetCommentCheck", "security": [],

@@ -254,8 +254,22 @@ def test_first_use_trains_the_default_model(tmp_path, corpus_file, monkeypatch):
     assert json.loads(proc.stdout)["id"] == "cli"
 
 
+@pytest.mark.parametrize("args, variable, message", [
+    (("keys", "list"), "POSTSIEVE_DATA_DIR", "for the database: a file of that name is in the way"),
+    (("serve", "--port", "8732"), "POSTSIEVE_MODEL_DIR", "as the models directory: a file of that name is in the way"),
+])
+def test_a_file_where_a_directory_belongs_is_one_line(tmp_path, args, variable, message):
+    """A FileExistsError traceback before."""
+    in_the_way = tmp_path / "not-a-dir"
+    in_the_way.write_text("")
+    env = {"POSTSIEVE_DATA_DIR": str(tmp_path / "data"), "POSTSIEVE_DATABASE_URL": "", variable: str(in_the_way)}
+    proc = run(*args, check=False, env_extra=env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"Error: cannot use {in_the_way} {message}"]
+
+
 @pytest.mark.parametrize("variable, value, message", [
-    ("POSTSIEVE_MAX_BATCH", "lots", "POSTSIEVE_MAX_BATCH must be an integer >= 0, got 'lots'"),
+    ("POSTSIEVE_MAX_BATCH", "lots", "POSTSIEVE_MAX_BATCH must be an integer >= 1, got 'lots'"),
     ("POSTSIEVE_OPEN_CLASSIFY", "yes", "POSTSIEVE_OPEN_CLASSIFY must be true or false, got 'yes'"),
     ("POSTSIEVE_MAX_BATCH__X", "1", "a POSTSIEVE_* variable with '__' in its name sets a key inside a setting "
                                     "that has none: 'int' object does not support item assignment"),

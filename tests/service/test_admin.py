@@ -56,8 +56,8 @@ def job_count(app) -> int:
     ({"min_heldout": 2.0}, "min_heldout must be an integer"),
     ({"holdout": "0.5"}, "holdout must be a finite number"),
     ({"holdout": True}, "holdout must be a finite number"),
-    ('{"holdout": NaN}', "holdout must be a finite number, got NaN"),
-    ('{"feedback_weight": Infinity}', "feedback_weight must be a finite number"),
+    ('{"holdout": NaN}', "the request body holds NaN, which JSON has no number for"),
+    ('{"feedback_weight": Infinity}', "the request body holds Infinity, which JSON has no number for"),
     ({"epochs": 3}, "unknown option 'epochs'"),
     ([], "send a JSON object of options"),
     # the ranges `postsieve retrain` accepts: a job with these used to be queued and never run

@@ -213,6 +213,47 @@ def test_feedback_needs_only_the_body_and_its_source_is_the_key(client, make_key
     assert hosted.get_json()["source"] == "forum-b"  # a multi-forum host's admin key may name the forum
 
 
+@pytest.mark.parametrize("source, message", [
+    (7, "source must be a string, got int"),
+    ("x" * 201, "source must be 1 to 200 characters"),
+    ("forum\x00b", "source must not hold control characters or lone surrogates"),
+])
+def test_a_source_an_admin_key_names_is_refused_rather_than_stored_altered(client, make_key, app, source, message):
+    """It was cut to 200 characters, stripped, or (not a string) replaced by the key's name: labels
+    then landed under a source the forum never sent."""
+    label = {"id": 9, "body": "Buy cheap pills at medsnow.shop", "label": "spam", "source": source}
+    admin = bearer(make_key("admin", name="host"))
+    body = assert_error_shape(client.post("/v1/feedback", json=label, headers=admin), 400)
+    assert body["errors"] == [message]
+    assert list(app.extensions["postsieve.feedback"].latest()) == []
+    assert_error_shape(client.post("/v1/classify", json={**POST, "source": source}, headers=admin), 400)
+    spaced = client.post("/v1/feedback", json={**label, "source": " forum-b "}, headers=admin)
+    assert spaced.get_json()["source"] == " forum-b "  # as sent, as the forum will send it again
+
+
+def test_a_null_title_in_feedback_is_no_title(client, make_key, app):
+    """Replies have no title: null was a 400 'title is required' while leaving it out was taken."""
+    r = client.post("/v1/feedback", json={"id": "r1", "title": None, "body": "buy cheap pills", "label": "spam"},
+                    headers=bearer(make_key("feedback")))
+    assert r.status_code == 201
+    assert next(iter(app.extensions["postsieve.feedback"].latest())).post.title == ""
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(client, make_key, app, constant):
+    """Python's parser takes them; stored, `feedback export` wrote them back as JSON strict parsers refuse."""
+    raw = '{"id": "n1", "body": "buy pills", "label": "spam", "author": {"trust_level": %s}}' % constant
+    body = assert_error_shape(client.post("/v1/feedback", data=raw, content_type="application/json",
+                                          headers=bearer(make_key("feedback"))), 400)
+    assert body["error"] == f"the request body holds {constant}, which JSON has no number for"
+    assert list(app.extensions["postsieve.feedback"].latest()) == []
+
+
+def test_a_json_null_body_is_named_as_not_an_object(client):
+    body = assert_error_shape(client.post("/v1/classify", data="null", content_type="application/json"), 400)
+    assert body["error"] == "a post must be a JSON object, got NoneType"
+
+
 @pytest.mark.parametrize("payload, message", [
     ({"id": 1, "body": "x", "label": "ham"}, "label must be one of ok, spam, off_topic, got 'ham'"),
     ({"id": 1, "body": "x"}, "label is required"),
@@ -284,9 +325,11 @@ def test_a_lost_database_is_a_503_everywhere_never_a_500(app, client, make_key):
 
 
 @pytest.mark.parametrize("config, message", [
-    ({"MAX_BATCH": "lots"}, "POSTSIEVE_MAX_BATCH must be an integer >= 0, got 'lots'"),
+    ({"MAX_BATCH": "lots"}, "POSTSIEVE_MAX_BATCH must be an integer >= 1, got 'lots'"),
     ({"OPEN_CLASSIFY": "yes"}, "POSTSIEVE_OPEN_CLASSIFY must be true or false"),
     ({"KEY_CACHE_SECONDS": -1}, "POSTSIEVE_KEY_CACHE_SECONDS must be a number >= 0"),
+    ({"MAX_BATCH": 0}, "POSTSIEVE_MAX_BATCH must be an integer >= 1, got 0"),  # every batch refused
+    ({"MAX_CONTENT_LENGTH": None}, "POSTSIEVE_MAX_CONTENT_LENGTH must be an integer >= 1, got None"),  # no limit
 ])
 def test_wrong_setting_types_fail_at_start(make_app, config, message):
     with pytest.raises(ValueError, match=message):

@@ -150,6 +150,18 @@ def test_unknown_scopes_are_refused(database, scopes, message):
         KeyStore(database).create("forum", scopes)
 
 
+@pytest.mark.parametrize("name, message", [
+    ("forum\tone", "name must not hold control characters"),
+    ("x" * 201, "name must be 1 to 200 characters"),
+    ("  ", "name must be 1 to 200 characters"),
+])
+def test_a_key_name_no_label_source_could_carry_is_refused(database, name, message):
+    """The name is the source of the key's labels: with a tab in it, every feedback call was a 400."""
+    with pytest.raises(InvalidKeyRequest, match=message):
+        KeyStore(database).create(name, ["feedback"])
+    assert KeyStore(database).list() == []
+
+
 def test_key_cache_remembers_answers_for_its_ttl(database):
     store = KeyStore(database)
     plain, _ = store.create("forum", ["classify"])

@@ -197,3 +197,17 @@ def test_get_endpoints_ignore_odd_queries_and_refuse_other_methods(env, path):
     assert client.get(path + "?x=%00%ff&" + "y=1&" * 1000).status_code == 200
     assert_error_shape(client.delete(path), 405)
     assert_error_shape(client.post(path, data="\xff"), 405)
+
+
+@pytest.mark.parametrize("path, status, message", [
+    ("/v1/stats?source=%00", 400, "source must not hold control characters or lone surrogates"),
+    ("/v1/stats?source=" + "x" * 201, 400, "source must be 1 to 200 characters"),
+    ("/v1/models/jobs/%00", 404, "no job '\\x00'"),
+    ("/v1/models/jobs/a%07b", 404, "no job 'a\\x07b'"),
+])
+def test_odd_names_in_admin_paths_are_client_errors_not_an_outage(env, path, status, message):
+    """PostgreSQL refuses a NUL in a query (DataError): these were 503s, which monitoring reads
+    as the database being down."""
+    app, client, key = env
+    body = assert_error_shape(client.get(path, headers=bearer(key)), status)
+    assert body["error"] == message
