@@ -66,13 +66,14 @@ def batches(source: str | IO[bytes], fields: FieldMap, *, path: str, batch_size:
     check_columns(names, fields, path=path)
     columns = list(dict.fromkeys([fields.id, fields.title, fields.body]
                                  + ([fields.category] if fields.category in names else [])))
-    groups, first = [], 0
-    for i in range(pf.metadata.num_row_groups):
-        n = pf.metadata.row_group(i).num_rows
-        if first + n > skip:
-            groups.append(i)
-        else:
-            first += n
+    # Leave out the leading row groups that lie wholly before `skip`; every group from the first
+    # one reaching past it is read (a later, smaller group once looked skippable on its own, and
+    # the resumed output lost it and repeated the rows before the offset).
+    first, start = 0, 0
+    while start < pf.metadata.num_row_groups and first + pf.metadata.row_group(start).num_rows <= skip:
+        first += pf.metadata.row_group(start).num_rows
+        start += 1
+    groups = list(range(start, pf.metadata.num_row_groups))
     if not groups:
         return
     row = first
