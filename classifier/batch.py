@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections import Counter
+from itertools import chain
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
@@ -236,10 +237,20 @@ def run_batch(model: Model, options: BatchOptions, *, stop: Callable[[], bool] =
     try:
         with records.RecordReader(options.input_path, options.in_fmt, options.fields,
                                   chunk_size=options.chunk_size, skip=summary.records_done) as reader:
+            # The first chunk is read before the output is touched: the field mapping is checked
+            # there, and a mistyped one used to leave a finished output empty, its checkpoint gone.
+            chunks = iter(reader)
+            first = next(chunks, None)
+            if out != "-" and resume_at is None:
+                _forget_checkpoint(out)  # a fresh start: the old checkpoint no longer describes the output
             sink = outputs.open_sink(out, options.out_fmt, resume_at=resume_at)
+            if out != "-" and sink.durable_per_chunk and resume_at is None:
+                # from the start, so a run stopped before its first chunk is written can be resumed
+                summary.to_checkpoint(settings, sink.commit()).save(out)
+            chunks = chunks if first is None else chain([first], chunks)
             finished = False
             try:
-                results = pool.map(reader, stop) if pool else map(scorer, reader)
+                results = pool.map(chunks, stop) if pool else map(scorer, chunks)
                 _drain(results, sink, summary, options, settings, reader, stop, on_progress, on_bad)
                 finished = not summary.stopped
             finally:
@@ -276,13 +287,16 @@ def _drain(results: Iterator[ChunkResult], sink, summary: BatchSummary, options:
     summary.stopped = stop()
 
 
+def _forget_checkpoint(out: str) -> None:
+    if os.path.exists(ckpt.path_for(out)):
+        os.unlink(ckpt.path_for(out))
+
+
 def _resume_point(options: BatchOptions, settings: dict, summary: BatchSummary) -> int | None:
     """Where to continue the output (None: start it afresh), restoring the counts so far."""
     out = options.output_path
     if not options.resume:
-        if os.path.exists(ckpt.path_for(out)):
-            os.unlink(ckpt.path_for(out))  # a fresh run: the old checkpoint no longer describes the output
-        return None
+        return None  # a fresh run: `run_batch` drops the old checkpoint once the input has been checked
     saved = ckpt.Checkpoint.load(out)
     if saved is None:
         if os.path.exists(out):

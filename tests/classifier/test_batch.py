@@ -1,6 +1,7 @@
 import gzip
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -165,6 +166,33 @@ def test_jsonl_mapping_checked_against_the_first_record(tiny_model, tmp_path):
         batch.run_batch(tiny_model, options(src, tmp_path / "o.jsonl", fields=FieldMap(id="pid", title="subject")))
     batch.run_batch(tiny_model, options(src, tmp_path / "o.jsonl", fields=FieldMap(id="pid", title="subject", body="text")))
     assert read_output(tmp_path / "o.jsonl")[0]["id"] == 1
+
+
+@pytest.mark.parametrize("out_name", ["done.jsonl", "done.csv", "done.parquet"])
+def test_a_mistyped_mapping_leaves_a_finished_output_and_its_checkpoint_alone(tiny_model, tmp_path, out_name):
+    """The mapping is checked before the output is opened: it used to be emptied, its checkpoint deleted."""
+    src = write_jsonl(tmp_path / "in.jsonl", posts(20))
+    out = tmp_path / out_name
+    batch.run_batch(tiny_model, options(src, out))
+    before = out.read_bytes(), Path(checkpoint.path_for(str(out))).read_bytes()
+    with pytest.raises(ColumnMappingError, match="missing column"):
+        batch.run_batch(tiny_model, options(src, out, fields=FieldMap(body="message")))
+    assert (out.read_bytes(), Path(checkpoint.path_for(str(out))).read_bytes()) == before
+    assert batch.run_batch(tiny_model, options(src, out, resume=True)).already_complete
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("out_name", ["o.jsonl", "o.csv"])
+def test_a_run_stopped_before_its_first_chunk_can_be_resumed(tiny_model, tmp_path, jobs, out_name):
+    """It left an empty output without a checkpoint, which --resume refused as not written by score."""
+    src = write_jsonl(tmp_path / "in.jsonl", posts(20))
+    full = tmp_path / ("full" + out_name[1:])
+    batch.run_batch(tiny_model, options(src, full))
+    out = tmp_path / out_name
+    stopped = batch.run_batch(tiny_model, options(src, out, jobs=jobs), stop=lambda: True)
+    assert stopped.stopped and stopped.scored == (7 if jobs == 1 else 0)  # one job finishes the chunk in hand
+    resumed = batch.run_batch(tiny_model, options(src, out, jobs=jobs, resume=True))
+    assert resumed.scored == 20 and out.read_bytes() == full.read_bytes()
 
 
 def test_explicit_category_mapping_must_exist(tiny_model, tmp_path):
