@@ -142,6 +142,9 @@ class FeedbackStore:
                 .order_by(feedback.c.seq.desc()).limit(1)).first()
             if newest is not None and newest.label == item.label and newest.content_sha256 == digest:
                 return AddResult("unchanged", newest.seq, newest.id)
+            twin = self._twin(conn, item, post_id, digest)
+            if twin is not None:
+                return AddResult("unchanged", twin.seq, twin.id)
             seq = 1 if newest is None else newest.seq + 1
             author = json.dumps(dict(item.post.author), ensure_ascii=True) if item.post.author else None
             row_id = conn.execute(feedback.insert().values(
@@ -152,6 +155,28 @@ class FeedbackStore:
                 content_sha256=digest, created_at=(item.at or datetime.now(timezone.utc)).astimezone(timezone.utc),
             )).inserted_primary_key[0]
         return AddResult("created" if newest is None else "changed", seq, row_id)
+
+    @staticmethod
+    def _twin(conn, item: Label, post_id: str, digest: str):
+        """The stored revision `item` repeats, if any: same label and text, decided at the same
+        moment. Only a label that carries its time (an import) can have one; without this, a
+        `feedback export --history` imported again added every earlier revision once more."""
+        if item.at is None:
+            return None
+        return conn.execute(
+            sa.select(feedback.c.id, feedback.c.seq)
+            .where(feedback.c.source == item.source, feedback.c.post_id == post_id, feedback.c.label == item.label,
+                   feedback.c.content_sha256 == digest,
+                   feedback.c.created_at == item.at.astimezone(timezone.utc))
+            .limit(1)).first()
+
+    def has_revision(self, item: Label) -> bool:
+        """Whether `item` repeats a stored revision (see `_twin`): what `add` would leave unchanged."""
+        try:
+            with self.database.engine.connect() as conn:
+                return self._twin(conn, item, str(item.post.id), content_sha256(item.post)) is not None
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the feedback store: {type(exc).__name__}") from None
 
     def newest(self, source: str, post_id: str) -> tuple[str, str] | None:
         """(label, content digest) of a post's newest label, or None if it has none."""

@@ -97,6 +97,7 @@ def import_labels(store: FeedbackStore, rows: Iterable[tuple[int, dict] | BadRow
     """Add every good row to the store (idempotently); count added, changed, unchanged and rejected."""
     summary = ImportSummary(dry_run=dry_run)
     seen: dict[tuple[str, str], tuple[str, str]] = {}  # the dry run's view of each post's newest label
+    dry_revisions: set = set()  # and of the revisions this file has added
     for row in rows:
         if isinstance(row, BadRow):
             summary.rejected.append(row)
@@ -111,8 +112,13 @@ def import_labels(store: FeedbackStore, rows: Iterable[tuple[int, dict] | BadRow
             key = (label.source, str(label.post.id))
             newest = seen.get(key) or store.newest(*key)
             state = (label.label, content_sha256(label.post))
-            status = "created" if newest is None else ("unchanged" if newest == state else "changed")
-            seen[key] = state
+            revision = (key, state, label.at)  # a timed row repeats a revision it matches (as `add` decides)
+            if newest == state or (label.at is not None and (revision in dry_revisions or store.has_revision(label))):
+                status = "unchanged"
+            else:
+                status = "created" if newest is None else "changed"
+                seen[key] = state
+                dry_revisions.add(revision)
         else:
             status = store.add(label).status
         if status == "created":

@@ -65,3 +65,26 @@ def test_export_round_trips_the_newest_labels_or_the_history(database):
     # what was exported imports again without changing anything
     again = import_labels(store, read_label_records(io.StringIO(out.getvalue()), "jsonl"), source="forum")
     assert (again.added, again.changed, again.unchanged) == (0, 0, 3)
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_history_export_imports_again_without_changing_anything(database, dry_run):
+    """Each revision carries its time: one already stored is a repeat, not a new revision (the
+    store only compared a row with the post's newest label, so re-importing a history of spam
+    then ok added spam and ok once more)."""
+    store = FeedbackStore(database)
+    import_labels(store, read_label_records(jsonl(ROWS), "jsonl"), source="forum")
+    import_labels(store, read_label_records(jsonl([dict(ROWS[0], label="ok", time="2026-03-02T09:00:00Z")]), "jsonl"),
+                  source="forum")
+    history = io.StringIO()
+    export_labels(store, history, "jsonl", history=True)
+    again = import_labels(store, read_label_records(io.StringIO(history.getvalue()), "jsonl"), source="forum",
+                          dry_run=dry_run)
+    assert (again.added, again.changed, again.unchanged) == (0, 0, 4)
+    assert [h.label for h in store.history("forum", "1")] == ["spam", "ok"]
+    # a file labelling one post twice, imported twice, adds its two revisions once
+    twice = [dict(ROWS[1], id=9, time="2026-03-03T08:00:00Z"), dict(ROWS[1], id=9, label="spam", time="2026-03-03T09:00:00Z")]
+    import_labels(store, read_label_records(jsonl(twice), "jsonl"), source="forum")
+    repeat = import_labels(store, read_label_records(jsonl(twice), "jsonl"), source="forum", dry_run=dry_run)
+    assert (repeat.added, repeat.changed, repeat.unchanged) == (0, 0, 2)
+    assert [h.label for h in store.history("forum", "9")] == ["ok", "spam"]
