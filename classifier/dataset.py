@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -230,8 +231,24 @@ def _read_jsonl(stream, fields: FieldMap, path: str) -> Iterator[Post | BadRow]:
         yield row
 
 
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def undecodable(text: str) -> str | None:
+    """What is wrong with text read with surrogateescape that held bytes which are not UTF-8, or
+    None. Valid UTF-8 never decodes to these code points, and a JSON "\\udc80" escape is still
+    six characters here, so only an undecodable byte is found."""
+    found = _ESCAPED_BYTE.search(text)
+    if found is None:
+        return None
+    return f"not UTF-8 text (byte 0x{ord(found.group()) - 0xDC00:02x} at character {found.start() + 1})"
+
+
 def jsonl_row(lineno: int, line: str, fields: FieldMap) -> Post | BadRow:
     """One JSONL line as a Post, or a BadRow naming what is wrong with it."""
+    problem = undecodable(line)
+    if problem is not None:
+        return BadRow(lineno, problem)
     try:
         record = _parse_json(line)
     except ValueError as exc:
@@ -294,16 +311,21 @@ def csv_rows(stream, path: str, check_header) -> Iterator[tuple[int, dict | BadR
     raises CorpusError for a header the caller cannot use."""
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
-    reader = csv.DictReader(_strip_bom(stream), strict=True)
+    # csv.reader, not DictReader: DictReader skips blank lines inside next(), so the line a row
+    # starts on could not be known, and rows after a blank line were reported a line early.
+    reader = csv.reader(_strip_bom(stream), strict=True)
     try:
-        header = reader.fieldnames or []
+        header = next(reader, [])
     except csv.Error as exc:
         raise CorpusError(f"unreadable CSV header ({exc})", path=path, line=1) from None
+    problem = undecodable(",".join(header))
+    if problem is not None:
+        raise CorpusError(f"the header is {problem}", path=path, line=1)
     check_header(header)
     while True:
-        started = reader.reader.line_num + 1
+        started = reader.line_num + 1
         try:
-            row = next(reader)
+            values = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
@@ -311,10 +333,17 @@ def csv_rows(stream, path: str, check_header) -> Iterator[tuple[int, dict | BadR
             # swallowed into one field; the reader resumes on the next physical line
             yield started, BadRow(started, f"malformed CSV ({exc})")
             continue
-        if None in row:
+        if not values:  # a blank line
+            continue
+        if len(values) > len(header):
             yield started, BadRow(started, "more fields than the header has")
             continue
-        yield started, row
+        problems = [f"{problem} in column {name}" for name, value in zip(header, values)
+                    for problem in [undecodable(value)] if problem is not None]
+        if problems:
+            yield started, BadRow(started, problems[0])
+            continue
+        yield started, dict(zip(header, values))
 
 
 def _strip_bom(stream):

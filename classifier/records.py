@@ -41,12 +41,17 @@ class CountingReader(io.RawIOBase):
 
 
 def text_stream(raw: IO[bytes], *, gz: bool) -> tuple[IO[str], CountingReader]:
-    """UTF-8 text over a binary stream (gunzipped if `gz`), and the counter of raw bytes read."""
+    """UTF-8 text over a binary stream (gunzipped if `gz`), and the counter of raw bytes read.
+
+    Bytes that are not UTF-8 arrive as lone surrogates (surrogateescape), so the line holding
+    them becomes a bad row naming its line (`dataset.undecodable`), skippable like any other;
+    strict decoding stopped the whole run with an offset into the decoder's buffer.
+    """
     counter = CountingReader(raw)
     binary: IO[bytes] = io.BufferedReader(counter)
     if gz:
         binary = gzip.GzipFile(fileobj=binary)  # type: ignore[assignment]
-    return io.TextIOWrapper(binary, encoding="utf-8", newline=""), counter
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline=""), counter
 
 
 @dataclass

@@ -160,6 +160,37 @@ def test_bad_row_stops_at_its_line_and_skip_bad_counts(tiny_model, tmp_path):
     assert summary.bad == 1 and summary.scored == 19 and [b.line for b in seen] == [12]
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_bytes_that_are_not_utf8_make_a_bad_row_at_their_line(tiny_model, tmp_path, fmt):
+    """They stopped the run even with --skip-bad, at an offset into the decoder's buffer."""
+    if fmt == "jsonl":
+        lines = [json.dumps(p).encode() for p in posts(12)]
+        lines[8] = lines[8].replace(b"post 8", b"caf\xe9 8")
+        src = tmp_path / "in.jsonl"
+    else:
+        lines = [b"id,title,body"] + [f'{p["id"]},{p["title"]},"{p["body"]}"'.encode() for p in posts(12)]
+        lines[9] = lines[9].replace(b"post 8", b"caf\xe9 8")
+        src = tmp_path / "in.csv"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    line = 9 if fmt == "jsonl" else 10
+    with pytest.raises(CorpusError, match=rf"in.{fmt}:{line}: not UTF-8 text \(byte 0xe9 at character \d+\)"):
+        batch.run_batch(tiny_model, options(src, tmp_path / "o.jsonl", in_fmt=fmt))
+    seen = []
+    summary = batch.run_batch(tiny_model, options(src, tmp_path / "o.jsonl", in_fmt=fmt, skip_bad=True),
+                              on_bad=seen.append)
+    assert summary.scored == 11 and [b.line for b in seen] == [line]
+    assert 8 not in [r["id"] for r in read_output(tmp_path / "o.jsonl")]
+
+
+def test_csv_rows_after_blank_lines_are_named_by_their_own_line(tiny_model, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,title,body\n\n1,a,hello\n\n\n2,b,"two\nlines"\n\n3,c,x,extra\n')
+    seen = []
+    batch.run_batch(tiny_model, options(src, tmp_path / "o.jsonl", in_fmt="csv", skip_bad=True), on_bad=seen.append)
+    assert [(b.line, b.error) for b in seen] == [(9, "more fields than the header has")]  # was line 6
+    assert [r["id"] for r in read_output(tmp_path / "o.jsonl")] == ["1", "2"]
+
+
 def test_jsonl_mapping_checked_against_the_first_record(tiny_model, tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", ["", {"pid": 1, "subject": "s", "text": "hello"}])
     with pytest.raises(ColumnMappingError, match="missing column.*body; fields found in the first record: pid, subject, text"):
