@@ -13,6 +13,7 @@ and each task receives that copy. Parts are numbered in sorted input order, so r
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,8 +67,10 @@ def connect(scheduler: str | None, config_file: str | None = None, *, local_work
         workers = local_workers or default_jobs()
         say(f"no --scheduler and no scheduler-address in the Dask config: starting a local cluster of {workers} "
             "worker processes")
+        # silence_logs: a failed task is reported once, as one line, by `postsieve score`; the
+        # workers' own "Compute Failed" blocks with tracebacks only repeated it
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
+                                           dashboard_address=None, silence_logs=logging.CRITICAL)
         client = distributed.Client(cluster)
     try:
         yield client
@@ -117,6 +120,17 @@ def score_part(scorer: ChunkScorer, part: Part, chunk_size: int) -> dict:
     return counts
 
 
+def check_mapping(part: Part, fields: FieldMap) -> None:
+    """Check the field mapping against the input's header, schema or first record (the first chunk
+    of one record reads no further), raising ColumnMappingError: before anything is scored, as the
+    local engine does, rather than as a failed task after other parts were scored."""
+    _, fsspec = require_dask()
+    in_fs, in_path = fsspec.core.url_to_fs(part.input)
+    with in_fs.open(in_path, "rb") as raw, \
+            records.RecordReader(raw, part.in_fmt, fields, name=part.input, chunk_size=1) as reader:
+        next(iter(reader), None)
+
+
 #: In OUTPUT/_counts: the settings of the run, which a resume must share.
 SETTINGS_FILE = "_settings.json"
 
@@ -155,6 +169,8 @@ class DaskJob:
             name = f"part-{i:05d}.{ext}"
             parts.append(Part(i, url, fmt, out_fs.unstrip_protocol(posixpath.join(out_root, name)),
                               out_fs.unstrip_protocol(posixpath.join(out_root, "_counts", name + ".json"))))
+        for part in parts:
+            check_mapping(part, self.fields)
         if out_fs.exists(out_root) and not self.resume:
             # finished parts only: those of a run stopped by a bad row or Ctrl-C are started afresh
             existing = [p for p in out_fs.ls(out_root, detail=False)

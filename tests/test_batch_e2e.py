@@ -186,3 +186,18 @@ def test_dask_engine_parquet_parts_from_a_glob_and_a_config_file(model_dir, clus
     assert f"connecting to the Dask scheduler at {cluster.scheduler_address}" in proc.stderr
     got = [row for i in range(3) for row in pq.read_table(out / f"part-0000{i}.parquet").to_pylist()]
     assert got == single
+
+
+def test_a_dask_run_checks_every_part_s_mapping_before_scoring_any(model_dir, cluster, tmp_path):
+    """A file with other columns was found only when its task failed, after other parts had been
+    scored; it now fails at once, naming the file and the columns found, as the local engine does."""
+    src = tmp_path / "in"
+    src.mkdir()
+    write_posts(src / "a.jsonl", 20)
+    (src / "b.csv").write_text("pid,subject,message\n1,hi,hello\n")
+    out = tmp_path / "scored"
+    refused = dask_score(cluster, str(src), "-o", str(out), "--model", model_dir, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith(f"Error: {src / 'b.csv'}")
+    assert "columns found: pid, subject, message" in refused.stderr
+    assert not out.exists() or not list(out.glob("part-*"))
