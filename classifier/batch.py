@@ -36,8 +36,9 @@ def default_jobs() -> int:
 
 
 def parse_only(value: str | None) -> frozenset[str] | None:
-    """`--only block,review` as a set of decisions (None: keep every post)."""
-    if not value:
+    """`--only block,review` as a set of decisions (None: keep every post). An empty value is
+    refused, not taken as no filter: `--only "$DECISIONS"` with the variable unset wrote everything."""
+    if value is None:
         return None
     chosen = {v.strip() for v in value.split(",") if v.strip()}
     unknown = sorted(chosen - set(DECISIONS))

@@ -314,10 +314,8 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
     except BrokenPipeError:  # `postsieve score big.jsonl | head`: the reader has all it wants
         sys.stderr.close()
         sys.exit(0)
-    except (OSError, EOFError) as exc:  # a corrupt .gz, a full disk, a vanished file
-        which = output_path if getattr(exc, "filename", None) == output_path or isinstance(exc, OSError) \
-            and exc.errno in (errno.ENOSPC, errno.EDQUOT) else input_path
-        raise click.ClickException(f"{which}: {type(exc).__name__}: {exc}") from None
+    except (OSError, EOFError) as exc:  # a corrupt .gz, a full disk, a vanished file, a read-only output
+        raise click.ClickException(_os_error_line(exc, input_path, output_path)) from None
     except KeyboardInterrupt:
         raise click.ClickException("aborted; the output is valid up to its checkpoint: continue with --resume") \
             from None
@@ -327,6 +325,17 @@ def score(input_path, output_path, input_format, output_format, id_field, title_
     click.echo(summary.format(), err=True)
     if summary.stopped:
         sys.exit(130)
+
+
+def _os_error_line(exc: BaseException, input_path: str, output_path: str) -> str:
+    """One line naming the file at fault: the output (or its .partial, or a full disk), else the
+    input; with the system's reason where there is one ("Is a directory", "Read-only file system")."""
+    filename = str(getattr(exc, "filename", None) or "")
+    ours = output_path != "-" and filename.startswith(output_path)
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    which = output_path if ours or full else input_path
+    reason = getattr(exc, "strerror", None)
+    return f"{which}: {reason}" if reason else f"{which}: {type(exc).__name__}: {exc}"
 
 
 def _with_mapping_hint(exc: ClassifierError) -> str:

@@ -43,7 +43,8 @@ def open_database() -> Database:
 def _format_of(path: str, explicit: str | None) -> str:
     if explicit:
         return explicit
-    name = path[:-3] if path.endswith(".gz") else path
+    name = path.lower()
+    name = name[:-3] if name.endswith(".gz") else name
     if name.endswith(".csv"):
         return "csv"
     if name == "-" or name.endswith((".jsonl", ".json", ".ndjson")):
@@ -54,7 +55,7 @@ def _format_of(path: str, explicit: str | None) -> str:
 def _open_text(path: str, mode: str):
     if path == "-":
         return sys.stdin if mode == "r" else sys.stdout
-    if path.endswith(".gz"):
+    if path.lower().endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, mode + "b"), encoding="utf-8", newline="",
                                 errors="strict" if mode == "r" else "backslashreplace")
     return open(path, mode, encoding="utf-8", newline="", errors="strict" if mode == "r" else "backslashreplace")

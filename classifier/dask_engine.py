@@ -151,10 +151,12 @@ class DaskJob:
         _, fsspec = require_dask()
         fs, path = fsspec.core.url_to_fs(self.input)
         if fs.isdir(path):
-            found = sorted(p for p in fs.find(path) if p.endswith(INPUT_SUFFIXES)
+            found = sorted(p for p in fs.find(path) if p.lower().endswith(INPUT_SUFFIXES)
                            and not posixpath.basename(p).startswith(("_", ".")))
+        elif any(c in path for c in "*?["):  # hidden and bookkeeping files are no input, as in a directory
+            found = sorted(p for p in fs.glob(path) if not posixpath.basename(p).startswith(("_", ".")))
         else:
-            found = sorted(fs.glob(path)) if any(c in path for c in "*?[") else ([path] if fs.isfile(path) else [])
+            found = [path] if fs.isfile(path) else []
         if not found:
             raise ClassifierError(f"{self.input}: no input files found (a directory, a glob or a file of "
                                   f"{', '.join(INPUT_SUFFIXES)})")

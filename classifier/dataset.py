@@ -166,13 +166,14 @@ def file_format(path: str, explicit: str | None = None) -> str:
         if explicit not in FORMATS:
             raise CorpusError(f"format must be one of {', '.join(FORMATS)}, got {explicit!r}", path=path)
         return explicit
-    name = path[:-3] if path.endswith(".gz") else path
+    name = path.lower()  # exports from other systems say .CSV, .JSONL.GZ
+    name = name[:-3] if name.endswith(".gz") else name
     if name == "-" or name.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
     if name.endswith(".csv"):
         return "csv"
     if name.endswith((".parquet", ".pq")):
-        if name != path:
+        if path.lower().endswith(".gz"):
             raise CorpusError("Parquet compresses inside the file: drop the .gz", path=path)
         return "parquet"
     raise CorpusError("cannot tell the format from the name; use .jsonl, .csv or .parquet, "

@@ -63,7 +63,7 @@ def csv_header(*, gz: bool = False) -> bytes:
 
 
 def is_gzip(path: str) -> bool:
-    return path.endswith(".gz")
+    return path.lower().endswith(".gz")
 
 
 class ByteSink:

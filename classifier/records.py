@@ -102,7 +102,7 @@ class RecordReader:
             except (AttributeError, OSError, io.UnsupportedOperation):
                 self.total = getattr(raw, "size", 0) or 0
         self._owned = raw
-        self._text, self._counter = text_stream(raw, gz=self.name.endswith(".gz"))
+        self._text, self._counter = text_stream(raw, gz=self.name.lower().endswith(".gz"))
 
     def close(self) -> None:
         if self._owned is not None:

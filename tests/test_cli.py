@@ -199,6 +199,19 @@ def test_score_wrong_column_names_the_columns(models, tmp_path):
     assert "missing column(s) title, body; columns found: id, text" in proc.stderr
 
 
+def test_score_names_the_output_when_the_output_is_at_fault(models, tmp_path):
+    """A directory given as the output, or a .partial Parquet file that cannot be written, was
+    reported against the input file, as an exception's repr."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": 1, "title": "", "body": "hello"}) + "\n")
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    proc = run("score", str(src), "-o", str(folder) + "/", "--output-format", "jsonl", "--model", str(models),
+               check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"Error: {folder}/: Is a directory"]
+
+
 def test_score_refuses_to_overwrite_its_input(models, tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"id": 1, "title": "", "body": "keep me"}) + "\n")

@@ -311,3 +311,18 @@ def test_progress_log_lines_are_spaced_and_carry_an_eta():
         log(summary, step * 100, 1000)
     assert len(lines) == 2  # at 12 s and 24 s, not in between
     assert "300 posts" in lines[0] and "30 % of the input" in lines[0] and "ETA 0m28s" in lines[0]
+
+
+def test_file_formats_ignore_the_case_of_extensions():
+    from classifier.dataset import file_format
+    from classifier.errors import CorpusError as Error
+
+    assert [file_format(n) for n in ("A.CSV", "a.JSONL.GZ", "a.Csv.gz", "x.PARQUET")] == ["csv", "jsonl", "csv", "parquet"]
+    with pytest.raises(Error, match="drop the .gz"):
+        file_format("x.parquet.GZ")
+
+
+def test_an_empty_only_is_refused_not_taken_as_no_filter():
+    with pytest.raises(ClassifierError, match="--only takes decisions"):
+        batch.parse_only("")
+    assert batch.parse_only(None) is None
