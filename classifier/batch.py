@@ -14,8 +14,8 @@ import os
 import signal
 import time
 from collections import Counter
-from itertools import chain
 from dataclasses import asdict, dataclass
+from itertools import chain
 from typing import Callable, Iterator
 
 from . import checkpoint as ckpt
