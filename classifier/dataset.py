@@ -180,7 +180,8 @@ def file_format(path: str, explicit: str | None = None) -> str:
                       "or --input-format/--output-format", path=path)
 
 
-def check_columns(found: Iterable[str], fields: FieldMap, *, path: str, what: str = "columns found") -> None:
+def check_columns(found: Iterable[str], fields: FieldMap, *, path: str, what: str = "columns found",
+                  line: int = 1) -> None:
     """Raise ColumnMappingError, naming the columns found, when a mapped column is missing.
 
     id, title and body are required; category only when it was mapped to another name (a
@@ -193,7 +194,7 @@ def check_columns(found: Iterable[str], fields: FieldMap, *, path: str, what: st
     missing = [c for c in required if c not in found]
     if missing:
         raise ColumnMappingError(f"missing column(s) {', '.join(missing)}; {what}: {', '.join(found) or '(none)'}",
-                                 path=path, line=1)
+                                 path=path, line=line)
 
 
 def read_posts(stream: IO[str], fmt: str, *, fields: FieldMap = FieldMap(), path: str = "-") -> Iterator[Post | BadRow]:
@@ -228,7 +229,7 @@ def _read_jsonl(stream, fields: FieldMap, path: str) -> Iterator[Post | BadRow]:
             continue
         row = jsonl_row(lineno, line, fields)
         if not checked:
-            checked = check_first_json_record(line, fields, path=path)
+            checked = check_first_json_record(line, fields, path=path, lineno=lineno)
         yield row
 
 
@@ -260,7 +261,7 @@ def jsonl_row(lineno: int, line: str, fields: FieldMap) -> Post | BadRow:
         return BadRow(lineno, str(exc))
 
 
-def check_first_json_record(line: str, fields: FieldMap, *, path: str) -> bool:
+def check_first_json_record(line: str, fields: FieldMap, *, path: str, lineno: int = 1) -> bool:
     """Check the field mapping against the first JSON object of a file (raises ColumnMappingError).
 
     Returns whether the line was an object (and so the check was made); lines that are not
@@ -272,7 +273,7 @@ def check_first_json_record(line: str, fields: FieldMap, *, path: str) -> bool:
         return False
     if not isinstance(record, dict):
         return False
-    check_columns(record, fields, path=path, what="fields found in the first record")
+    check_columns(record, fields, path=path, what="fields found in the first record", line=lineno)
     return True
 
 

@@ -128,7 +128,7 @@ class RecordReader:
             if not line.strip():
                 continue
             if not checked:
-                checked = check_first_json_record(line, self.fields, path=self.name)
+                checked = check_first_json_record(line, self.fields, path=self.name, lineno=lineno)
             seen += 1
             if seen <= self.skip:
                 continue

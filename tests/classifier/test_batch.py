@@ -193,7 +193,7 @@ def test_csv_rows_after_blank_lines_are_named_by_their_own_line(tiny_model, tmp_
 
 def test_jsonl_mapping_checked_against_the_first_record(tiny_model, tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", ["", {"pid": 1, "subject": "s", "text": "hello"}])
-    with pytest.raises(ColumnMappingError, match="missing column.*body; fields found in the first record: pid, subject, text"):
+    with pytest.raises(ColumnMappingError, match="in.jsonl:2: missing column.*body; fields found in the first record: pid, subject, text"):
         batch.run_batch(tiny_model, options(src, tmp_path / "o.jsonl", fields=FieldMap(id="pid", title="subject")))
     batch.run_batch(tiny_model, options(src, tmp_path / "o.jsonl", fields=FieldMap(id="pid", title="subject", body="text")))
     assert read_output(tmp_path / "o.jsonl")[0]["id"] == 1
