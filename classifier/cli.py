@@ -331,7 +331,7 @@ def _os_error_line(exc: BaseException, input_path: str, output_path: str) -> str
     """One line naming the file at fault: the output (or its .partial, or a full disk), else the
     input; with the system's reason where there is one ("Is a directory", "Read-only file system")."""
     filename = str(getattr(exc, "filename", None) or "")
-    ours = output_path != "-" and filename.startswith(output_path)
+    ours = output_path != "-" and (filename == output_path or filename.startswith(output_path + "."))
     full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
     which = output_path if ours or full else input_path
     reason = getattr(exc, "strerror", None)

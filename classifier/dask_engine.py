@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 from . import outputs, parquet, records
 from .batch import BatchSummary, ChunkScorer, DEFAULT_CHUNK_SIZE, default_jobs, scoring_settings
 from .checkpoint import check_same_settings
-from .dataset import FieldMap, file_format
+from .dataset import FieldMap, check_columns, file_format
 from .errors import ClassifierError, MissingExtra
 from .model import Model
 
@@ -126,9 +126,17 @@ def check_mapping(part: Part, fields: FieldMap) -> None:
     local engine does, rather than as a failed task after other parts were scored."""
     _, fsspec = require_dask()
     in_fs, in_path = fsspec.core.url_to_fs(part.input)
-    with in_fs.open(in_path, "rb") as raw, \
-            records.RecordReader(raw, part.in_fmt, fields, name=part.input, chunk_size=1) as reader:
-        next(iter(reader), None)
+    try:
+        with in_fs.open(in_path, "rb") as raw:
+            if part.in_fmt == "parquet":  # the footer's schema: a batch of one row reads a whole row group
+                check_columns(parquet.open_file(raw).schema_arrow.names, fields, path=part.input)
+                return
+            with records.RecordReader(raw, part.in_fmt, fields, name=part.input, chunk_size=1) as reader:
+                next(iter(reader), None)
+    except ClassifierError:
+        raise
+    except (OSError, EOFError, ValueError) as exc:  # not gzip or Parquet after all, cut short, unreadable
+        raise ClassifierError(f"{part.input}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 #: In OUTPUT/_counts: the settings of the run, which a resume must share.

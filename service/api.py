@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import replace
 from functools import partial
@@ -64,8 +65,15 @@ def _refuse_constant(name: str):
     raise NonFiniteNumber(name)
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999: valid JSON, but no double holds it; taken, it became Infinity
+        raise NonFiniteNumber(text if len(text) <= 40 else text[:40] + "...")
+    return value
+
+
 # Built once: json.loads given any keyword builds a decoder on every call (1 us more a request).
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def request_body() -> bytes:
@@ -137,10 +145,12 @@ def request_source(given, key) -> str:
     string, empty, too long, control characters) is a 400, never cut or cleaned."""
     if key is None:
         return "anonymous"
-    if given is None or given == "" or "admin" not in key.scopes:
-        return key.name
+    if given is None or "admin" not in key.scopes or (isinstance(given, str) and not given.strip()):
+        return key.name  # not named (absent, empty or blank): the key's own forum, as before
     if not isinstance(given, str):
         raise APIError(400, f"source must be a string, got {type(given).__name__}")
+    if given != given.strip():  # "forum-a " is not "forum-a": stored as sent, it would split the forum's labels
+        raise APIError(400, "source must not start or end with spaces")
     problem = identifier_problem("source", given)
     if problem is not None:
         raise APIError(400, problem)

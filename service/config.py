@@ -19,6 +19,7 @@ class Setting:
     default: Any
     help: str
     minimum: int = 0  # for numbers: the least value that works
+    nullable: bool = False  # null (None) is a value of its own: it turns the rule off
 
 
 SETTINGS = (
@@ -32,9 +33,9 @@ SETTINGS = (
             "answer without a key. Feedback and admin endpoints always need one."),
     Setting("MAX_BATCH", 1000, "Most posts one /v1/classify/batch request may carry.", minimum=1),
     Setting("TRUSTED_TRUST_LEVEL", 3, "Authors with author.trust_level at or above this are never blocked "
-            "outright (at most review). Discourse levels run 0-4."),
+            "outright (at most review). Discourse levels run 0-4. null turns the rule off.", nullable=True),
     Setting("TRUSTED_REPUTATION", 1000, "Authors with author.reputation at or above this are never "
-            "blocked outright (at most review)."),
+            "blocked outright (at most review). null turns the rule off.", nullable=True),
     Setting("RATE_LIMIT_PER_MINUTE", 600, "Requests a key may make per minute (bursts up to that many) "
             "unless the key has its own rate; 0 means unlimited. Over it: 429 with Retry-After."),
     Setting("KEY_CACHE_SECONDS", 5.0, "Seconds a worker trusts a key check before asking the database "
@@ -76,12 +77,12 @@ def check_environment() -> None:
 def check_types(config) -> None:
     """Refuse a setting of the wrong type at startup, naming the variable, instead of failing later.
 
-    Only the settings whose default is None may be null: `POSTSIEVE_MAX_CONTENT_LENGTH=null`
+    Only the settings whose default is None, and the two trust rules (null turns one off), may be null: `POSTSIEVE_MAX_CONTENT_LENGTH=null`
     would lift the body limit without a word, and `POSTSIEVE_MAX_BATCH=0` refuse every batch.
     """
     for setting in SETTINGS:
         value, default = config.get(setting.name), setting.default
-        if default is None:
+        if default is None or (value is None and setting.nullable):
             continue
         if isinstance(default, bool):
             ok, kind = isinstance(value, bool), "true or false"

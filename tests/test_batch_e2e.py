@@ -201,3 +201,14 @@ def test_a_dask_run_checks_every_part_s_mapping_before_scoring_any(model_dir, cl
     assert refused.stderr.strip().splitlines()[-1].startswith(f"Error: {src / 'b.csv'}")
     assert "columns found: pid, subject, message" in refused.stderr
     assert not out.exists() or not list(out.glob("part-*"))
+
+
+def test_a_dask_input_that_cannot_be_read_is_one_line(model_dir, cluster, tmp_path):
+    """Opened on the client for the mapping check, a .gz that is not gzip ended in a traceback."""
+    src = tmp_path / "in"
+    src.mkdir()
+    write_posts(src / "a.jsonl", 5)
+    (src / "b.jsonl.gz").write_bytes(b"not gzip at all")
+    proc = dask_score(cluster, str(src), "-o", str(tmp_path / "scored"), "--model", model_dir, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"Error: {src / 'b.jsonl.gz'}: cannot read it")

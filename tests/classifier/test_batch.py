@@ -326,3 +326,12 @@ def test_an_empty_only_is_refused_not_taken_as_no_filter():
     with pytest.raises(ClassifierError, match="--only takes decisions"):
         batch.parse_only("")
     assert batch.parse_only(None) is None
+
+
+def test_an_os_error_is_laid_on_the_output_only_when_it_names_the_output():
+    from classifier.cli import _os_error_line
+
+    denied = PermissionError(13, "Permission denied", "scored_old.jsonl")
+    assert _os_error_line(denied, "scored_old.jsonl", "scored") == "scored_old.jsonl: Permission denied"
+    partial = OSError(30, "Read-only file system", "out.parquet.partial")
+    assert _os_error_line(partial, "in.jsonl", "out.parquet") == "out.parquet: Read-only file system"

@@ -169,6 +169,10 @@ def test_trusted_authors_are_reviewed_never_blocked(client):
 def test_trust_level_is_configurable(make_app):
     client = make_app(OPEN_CLASSIFY=True, TRUSTED_TRUST_LEVEL=1).test_client()
     assert client.post("/v1/classify", json=dict(SPAM, author={"trust_level": 1})).get_json()["decision"] == "review"
+    # null turns a rule off (TrustPolicy's None), the other rule still applies
+    off = make_app(OPEN_CLASSIFY=True, TRUSTED_TRUST_LEVEL=None).test_client()
+    assert off.post("/v1/classify", json=dict(SPAM, author={"trust_level": 4})).get_json()["decision"] == "block"
+    assert off.post("/v1/classify", json=dict(SPAM, author={"reputation": 5000})).get_json()["decision"] == "review"
 
 
 @pytest.mark.parametrize("author, message", [
@@ -215,6 +219,7 @@ def test_feedback_needs_only_the_body_and_its_source_is_the_key(client, make_key
 
 @pytest.mark.parametrize("source, message", [
     (7, "source must be a string, got int"),
+    (" forum-b ", "source must not start or end with spaces"),
     ("x" * 201, "source must be 1 to 200 characters"),
     ("forum\x00b", "source must not hold control characters or lone surrogates"),
 ])
@@ -227,8 +232,8 @@ def test_a_source_an_admin_key_names_is_refused_rather_than_stored_altered(clien
     assert body["errors"] == [message]
     assert list(app.extensions["postsieve.feedback"].latest()) == []
     assert_error_shape(client.post("/v1/classify", json={**POST, "source": source}, headers=admin), 400)
-    spaced = client.post("/v1/feedback", json={**label, "source": " forum-b "}, headers=admin)
-    assert spaced.get_json()["source"] == " forum-b "  # as sent, as the forum will send it again
+    blank = client.post("/v1/feedback", json={**label, "source": "  "}, headers=admin)
+    assert blank.get_json()["source"] == "host"  # not named: the key's own, as when absent
 
 
 def test_a_null_title_in_feedback_is_no_title(client, make_key, app):
@@ -239,7 +244,7 @@ def test_a_null_title_in_feedback_is_no_title(client, make_key, app):
     assert next(iter(app.extensions["postsieve.feedback"].latest())).post.title == ""
 
 
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"])
 def test_nan_and_infinity_are_not_json(client, make_key, app, constant):
     """Python's parser takes them; stored, `feedback export` wrote them back as JSON strict parsers refuse."""
     raw = '{"id": "n1", "body": "buy pills", "label": "spam", "author": {"trust_level": %s}}' % constant
@@ -330,6 +335,7 @@ def test_a_lost_database_is_a_503_everywhere_never_a_500(app, client, make_key):
     ({"KEY_CACHE_SECONDS": -1}, "POSTSIEVE_KEY_CACHE_SECONDS must be a number >= 0"),
     ({"MAX_BATCH": 0}, "POSTSIEVE_MAX_BATCH must be an integer >= 1, got 0"),  # every batch refused
     ({"MAX_CONTENT_LENGTH": None}, "POSTSIEVE_MAX_CONTENT_LENGTH must be an integer >= 1, got None"),  # no limit
+    ({"TRUSTED_TRUST_LEVEL": "high"}, "POSTSIEVE_TRUSTED_TRUST_LEVEL must be an integer >= 0, got 'high'"),
 ])
 def test_wrong_setting_types_fail_at_start(make_app, config, message):
     with pytest.raises(ValueError, match=message):
