@@ -17,6 +17,7 @@ import click
 from . import artifacts, workflow
 from .cli import SEED, cli
 from .database import Database
+from .dataset import is_gzip
 from .errors import ClassifierError, CorpusError, StoreError
 from .feedback import FeedbackStore
 from .feedback_io import export_labels, import_labels, read_label_records
@@ -44,7 +45,7 @@ def _format_of(path: str, explicit: str | None) -> str:
     if explicit:
         return explicit
     name = path.lower()
-    name = name[:-3] if name.endswith(".gz") else name
+    name = name[:-3] if is_gzip(name) else name
     if name.endswith(".csv"):
         return "csv"
     if name == "-" or name.endswith((".jsonl", ".json", ".ndjson")):
@@ -55,7 +56,7 @@ def _format_of(path: str, explicit: str | None) -> str:
 def _open_text(path: str, mode: str):
     if path == "-":
         return sys.stdin if mode == "r" else sys.stdout
-    if path.lower().endswith(".gz"):
+    if is_gzip(path):
         return io.TextIOWrapper(gzip.open(path, mode + "b"), encoding="utf-8", newline="",
                                 errors="strict" if mode == "r" else "backslashreplace")
     return open(path, mode, encoding="utf-8", newline="", errors="strict" if mode == "r" else "backslashreplace")

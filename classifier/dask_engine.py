@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 from . import outputs, parquet, records
 from .batch import BatchSummary, ChunkScorer, DEFAULT_CHUNK_SIZE, default_jobs, scoring_settings
 from .checkpoint import check_same_settings
-from .dataset import FieldMap, check_columns, file_format
+from .dataset import FieldMap, file_format
 from .errors import ClassifierError, MissingExtra
 from .model import Model
 
@@ -129,7 +129,7 @@ def check_mapping(part: Part, fields: FieldMap) -> None:
     try:
         with in_fs.open(in_path, "rb") as raw:
             if part.in_fmt == "parquet":  # the footer's schema: a batch of one row reads a whole row group
-                check_columns(parquet.open_file(raw).schema_arrow.names, fields, path=part.input)
+                parquet.mapped_columns(parquet.open_file(raw), fields, path=part.input)
                 return
             with records.RecordReader(raw, part.in_fmt, fields, name=part.input, chunk_size=1) as reader:
                 next(iter(reader), None)

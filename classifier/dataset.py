@@ -159,6 +159,11 @@ class BadRow:
 FORMATS = ("jsonl", "csv", "parquet")
 
 
+def is_gzip(path: str) -> bool:
+    """Whether a file is gzipped, by its name (exports from other systems say .GZ too)."""
+    return path.lower().endswith(".gz")
+
+
 def file_format(path: str, explicit: str | None = None) -> str:
     """'jsonl', 'csv' or 'parquet', from an explicit choice or the file name (.gz ignored);
     '-' means JSONL."""
@@ -167,13 +172,13 @@ def file_format(path: str, explicit: str | None = None) -> str:
             raise CorpusError(f"format must be one of {', '.join(FORMATS)}, got {explicit!r}", path=path)
         return explicit
     name = path.lower()  # exports from other systems say .CSV, .JSONL.GZ
-    name = name[:-3] if name.endswith(".gz") else name
+    name = name[:-3] if is_gzip(name) else name
     if name == "-" or name.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
     if name.endswith(".csv"):
         return "csv"
     if name.endswith((".parquet", ".pq")):
-        if path.lower().endswith(".gz"):
+        if is_gzip(path):
             raise CorpusError("Parquet compresses inside the file: drop the .gz", path=path)
         return "parquet"
     raise CorpusError("cannot tell the format from the name; use .jsonl, .csv or .parquet, "

@@ -31,6 +31,8 @@ LIVE_STATES = ("queued", "running")
 #: a queued job with no process after this long never started (the server died between queueing
 #: it and starting its process; rows queued before pids were recorded at start look the same)
 START_TIMEOUT = timedelta(minutes=1)
+#: Logs of the latest jobs kept in the log directory (older ones are removed as a job starts).
+KEEP_LOGS = 20
 
 
 class JobConflict(ClassifierError):
@@ -248,10 +250,6 @@ def start_process(store: JobStore, job: Job, command: list[str], env: dict, log_
         log.close()
         raise
     threading.Thread(target=_reap, args=(store, job.id, proc, log), name=f"reap-{job.id[:8]}", daemon=True).start()
-
-
-#: Logs of the latest jobs kept in the log directory (older ones are removed as a job starts).
-KEEP_LOGS = 20
 
 
 def prune_logs(log_dir: str | Path, keep: int) -> None:

@@ -16,6 +16,7 @@ import sys
 from typing import IO
 
 from . import parquet
+from .dataset import is_gzip
 from .errors import ClassifierError
 
 CSV_COLUMNS = ["id", "label", "decision", "score_ok", "score_spam", "score_off_topic",
@@ -60,10 +61,6 @@ def csv_header(*, gz: bool = False) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer).writerow(CSV_COLUMNS)
     return _text_bytes(buffer.getvalue(), gz)
-
-
-def is_gzip(path: str) -> bool:
-    return path.lower().endswith(".gz")
 
 
 class ByteSink:

@@ -54,6 +54,15 @@ def open_file(source: str | IO[bytes]):
     return pq.ParquetFile(source)
 
 
+def mapped_columns(pf, fields: FieldMap, *, path: str) -> list[str]:
+    """The columns a ParquetFile's posts are read from, after checking its schema (the footer
+    only) against the field mapping (ColumnMappingError naming the columns found)."""
+    names = pf.schema_arrow.names
+    check_columns(names, fields, path=path)
+    return list(dict.fromkeys([fields.id, fields.title, fields.body]
+                              + ([fields.category] if fields.category in names else [])))
+
+
 def batches(source: str | IO[bytes], fields: FieldMap, *, path: str, batch_size: int,
             skip: int = 0) -> Iterator[tuple[int, object]]:
     """(1-based number of the first row, record batch) over the mapped columns of a Parquet file.
@@ -62,10 +71,7 @@ def batches(source: str | IO[bytes], fields: FieldMap, *, path: str, batch_size:
     left out; whole row groups before them are not even read.
     """
     pf = open_file(source)
-    names = pf.schema_arrow.names
-    check_columns(names, fields, path=path)
-    columns = list(dict.fromkeys([fields.id, fields.title, fields.body]
-                                 + ([fields.category] if fields.category in names else [])))
+    columns = mapped_columns(pf, fields, path=path)
     # Leave out the leading row groups that lie wholly before `skip`; every group from the first
     # one reaching past it is read (a later, smaller group once looked skippable on its own, and
     # the resumed output lost it and repeated the rows before the offset).

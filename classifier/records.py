@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import IO, Iterator
 
 from . import parquet
-from .dataset import BadRow, FieldMap, check_first_json_record, csv_records, csv_row, jsonl_row
+from .dataset import BadRow, FieldMap, check_first_json_record, csv_records, csv_row, is_gzip, jsonl_row
 from .errors import ClassifierError, CorpusError
 from .types import Post
 
@@ -102,7 +102,7 @@ class RecordReader:
             except (AttributeError, OSError, io.UnsupportedOperation):
                 self.total = getattr(raw, "size", 0) or 0
         self._owned = raw
-        self._text, self._counter = text_stream(raw, gz=self.name.lower().endswith(".gz"))
+        self._text, self._counter = text_stream(raw, gz=is_gzip(self.name))
 
     def close(self) -> None:
         if self._owned is not None:

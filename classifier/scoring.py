@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import IO, Callable, Iterable, Iterator
 
-from .dataset import BadRow, FieldMap, read_posts
+from .dataset import BadRow, FieldMap, is_gzip, read_posts
 from .errors import ClassifierError
 from .model import Model
 from .outputs import CSV_COLUMNS, csv_fields, json_line
@@ -52,7 +52,7 @@ def open_input(path: str) -> tuple[IO[str], CountingReader | None]:
         return sys.stdin, None
     counter = CountingReader(open(path, "rb"))
     raw: IO[bytes] = io.BufferedReader(counter)
-    if path.lower().endswith(".gz"):
+    if is_gzip(path):
         raw = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
     return io.TextIOWrapper(raw, encoding="utf-8", newline=""), counter
 
@@ -63,7 +63,7 @@ def open_output(path: str) -> IO[str]:
         # a lone surrogate in an id must not crash the run: write it escaped
         sys.stdout.reconfigure(errors="backslashreplace")
         return sys.stdout
-    if path.lower().endswith(".gz"):
+    if is_gzip(path):
         return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="", errors="backslashreplace")
     return open(path, "w", encoding="utf-8", newline="", errors="backslashreplace")
 

@@ -77,8 +77,9 @@ def check_environment() -> None:
 def check_types(config) -> None:
     """Refuse a setting of the wrong type at startup, naming the variable, instead of failing later.
 
-    Only the settings whose default is None, and the two trust rules (null turns one off), may be null: `POSTSIEVE_MAX_CONTENT_LENGTH=null`
-    would lift the body limit without a word, and `POSTSIEVE_MAX_BATCH=0` refuse every batch.
+    Only the settings whose default is None, and the two trust rules (null turns one off), may be
+    null: `POSTSIEVE_MAX_CONTENT_LENGTH=null` would lift the body limit without a word. Numbers
+    have their least working value: `POSTSIEVE_MAX_BATCH=0` would refuse every batch.
     """
     for setting in SETTINGS:
         value, default = config.get(setting.name), setting.default
