@@ -114,6 +114,23 @@ bit_length(uint64_t v)
     return bits;
 }
 
+/* How many keys ahead count_logits asks for table rows from memory. */
+#define PREFETCH_AHEAD 8
+
+/* One term of one row at `at`: its row, index, TF-IDF value before the norm (sublinear tf of
+ * `count` times the idf in t[0]) and its ok, spam, off_topic weights (t[1..3]). */
+static inline void
+put_term(int64_t *rows, int64_t *idx, double *x, double *w, Py_ssize_t at, Py_ssize_t row, int64_t j,
+         uint64_t count, const double *t)
+{
+    rows[at] = row;
+    idx[at] = j;
+    x[at] = (1.0 + (count < LOG_TABLE ? log_table[count] : log((double)count))) * t[0];
+    w[at * 3] = t[1];
+    w[at * 3 + 1] = t[2];
+    w[at * 3 + 2] = t[3];
+}
+
 PyDoc_STRVAR(count_logits_doc,
 "count_logits(entries, seg_lengths, n_segs, table, category_weights, bias)\n"
 "--\n\n"
@@ -132,7 +149,8 @@ count_logits(PyObject *self, PyObject *args)
     Py_ssize_t n_segs;
     PyObject *result = NULL;
     uint64_t *keys = NULL, *tmp = NULL;
-    double *z = NULL;
+    Py_ssize_t *next = NULL;
+    double *z = NULL, *acc = NULL;
     PyObject *z_obj = NULL, *rows_obj = NULL, *idx_obj = NULL, *x_obj = NULL, *w_obj = NULL;
 
     if (!PyArg_ParseTuple(args, "y*y*ny*y*y*", &entries, &lengths, &n_segs, &table, &cat, &bias))
@@ -170,43 +188,64 @@ count_logits(PyObject *self, PyObject *args)
         n_seg_entries += seg_len[s];
     }
 
-    /* keys: row << shift | (index + 1), as `_Counts.from_entries` packs them */
+    /* keys: (index + 1) << row_bits | row, each entry once, the post-level ones in the whole
+     * post's row. Sorted, a term's keys lie together with its rows in order: the run of one
+     * term is its count in the whole post, and the runs of equal keys within it its counts in
+     * each sentence. Entering each entry twice (tagged with its sentence and with the whole
+     * post, as `_Counts.from_entries` does) sorted twice as many keys. */
+    int row_bits = bit_length((uint64_t)n_segs);
     int shift = bit_length((uint64_t)n_terms);
-    if (shift + bit_length((uint64_t)n_segs) > 63) {
+    if (shift + row_bits > 63) {
         PyErr_SetString(PyExc_ValueError, "count_logits: too many terms and segments for 64-bit keys");
         goto done;
     }
-    Py_ssize_t n_keys = n_seg_entries + n_entries;
+    Py_ssize_t n_keys = n_entries;
     keys = PyMem_Malloc((size_t)(n_keys ? n_keys : 1) * sizeof(uint64_t) * 2);
-    if (keys == NULL) {
+    next = PyMem_Calloc((size_t)n_rows, sizeof(Py_ssize_t));
+    acc = PyMem_Calloc((size_t)(k ? k : 1), sizeof(double));
+    if (keys == NULL || next == NULL || acc == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     tmp = keys + n_keys;
-    Py_ssize_t at = 0, e = 0;
-    for (Py_ssize_t s = 0; s < n_segs; s++) {
-        for (Py_ssize_t i = 0; i < seg_len[s]; i++, e++)
-            keys[at++] = ((uint64_t)s << shift) | (uint64_t)ent[e];
-    }
-    for (e = 0; e < n_entries; e++) {
-        if (ent[e] < 1 || ent[e] > n_terms) {
-            PyErr_SetString(PyExc_ValueError, "count_logits: an entry is outside the vocabulary");
-            goto done;
+    for (Py_ssize_t s = 0, e = 0; s <= n_segs; s++) {
+        Py_ssize_t stop = s < n_segs ? e + seg_len[s] : n_entries;
+        for (; e < stop; e++) {
+            if (ent[e] < 1 || ent[e] > n_terms) {
+                PyErr_SetString(PyExc_ValueError, "count_logits: an entry is outside the vocabulary");
+                goto done;
+            }
+            keys[e] = ((uint64_t)ent[e] << row_bits) | (uint64_t)s;
         }
-        keys[at++] = ((uint64_t)n_segs << shift) | (uint64_t)ent[e];
     }
-    sort_keys(keys, tmp, n_keys, shift + bit_length((uint64_t)n_segs));
+    sort_keys(keys, tmp, n_keys, shift + row_bits);
 
-    /* distinct keys with their counts: reuse tmp for the counts */
-    Py_ssize_t m = 0;
+    /* distinct keys with their counts (in tmp), how many terms each sentence has, and how many
+     * the whole post has */
+    uint64_t row_mask = ((uint64_t)1 << row_bits) - 1;
+    Py_ssize_t d = 0, n_whole = 0;
     for (Py_ssize_t i = 0; i < n_keys; i++) {
-        if (m && keys[m - 1] == keys[i]) {
-            tmp[m - 1]++;
-        } else {
-            keys[m] = keys[i];
-            tmp[m] = 1;
-            m++;
+        if (d && keys[d - 1] == keys[i]) {
+            tmp[d - 1]++;
+            continue;
         }
+        if (!d || keys[d - 1] >> row_bits != keys[i] >> row_bits)
+            n_whole++;
+        keys[d] = keys[i];
+        tmp[d] = 1;
+        Py_ssize_t row = (Py_ssize_t)(keys[d] & row_mask);
+        if (row < n_segs) /* post-level tokens are terms of the whole post only */
+            next[row]++;
+        d++;
+    }
+    next[n_segs] = n_whole;
+    /* where each row starts: rows in order, each row's terms in order of index (the layout of
+     * `_Counts.from_entries`); `next` then advances as each row is filled */
+    Py_ssize_t m = 0;
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        Py_ssize_t c = next[r];
+        next[r] = m;
+        m += c;
     }
 
     z = PyMem_Malloc((size_t)n_rows * (size_t)n_cols * sizeof(double));
@@ -227,57 +266,64 @@ count_logits(PyObject *self, PyObject *args)
     for (Py_ssize_t r = 0; r < n_rows; r++)
         memcpy(z + r * n_cols, b, (size_t)n_cols * sizeof(double));
 
-    uint64_t mask = ((uint64_t)1 << shift) - 1;
-    Py_ssize_t n_whole = 0;
-    for (Py_ssize_t start = 0; start < m;) {
-        int64_t row = (int64_t)(keys[start] >> shift);
+    /* TF-IDF before the norm: each term's table row is read once, for its sentences and the
+     * whole post, while the rows of terms a few keys ahead are fetched (the reads are scattered
+     * over the table, and in a server they come from memory) */
+    for (Py_ssize_t i = 0; i < d && i < PREFETCH_AHEAD; i++)
+        PREFETCH(tab + ((keys[i] >> row_bits) - 1) * 4);
+    for (Py_ssize_t start = 0; start < d;) {
+        uint64_t term = keys[start] >> row_bits;
+        int64_t j = (int64_t)term - 1;
+        const double *t = tab + j * 4;
+        uint64_t total = 0;
         Py_ssize_t end = start;
-        double sumsq = 0.0;
-        for (; end < m && (int64_t)(keys[end] >> shift) == row; end++) {
-            int64_t j = (int64_t)(keys[end] & mask) - 1;
+        for (; end < d && keys[end] >> row_bits == term; end++) {
+            if (end + PREFETCH_AHEAD < d)
+                PREFETCH(tab + ((keys[end + PREFETCH_AHEAD] >> row_bits) - 1) * 4);
             uint64_t c = tmp[end];
-            double v = (1.0 + (c < LOG_TABLE ? log_table[c] : log((double)c))) * tab[j * 4];
-            rows[end] = row;
-            idx[end] = j;
-            x[end] = v;
-            sumsq += v * v;
+            total += c;
+            Py_ssize_t row = (Py_ssize_t)(keys[end] & row_mask);
+            if (row < n_segs)
+                put_term(rows, idx, x, w, next[row]++, row, j, c, t);
         }
+        put_term(rows, idx, x, w, next[n_segs]++, n_segs, j, total, t);
+        start = end;
+    }
+    /* next[r] is now where row r ends: the norm and logits of each row, its terms added in
+     * order of index as on the numpy path */
+    for (Py_ssize_t r = 0, start = 0; r < n_rows; start = next[r], r++) {
+        Py_ssize_t end = next[r];
+        if (end == start)
+            continue;
+        double sumsq = 0.0;
+        for (Py_ssize_t i = start; i < end; i++)
+            sumsq += x[i] * x[i];
         double norm = sqrt(sumsq);
-        double *zr = z + row * n_cols;
         double s0 = 0.0, s1 = 0.0, s2 = 0.0;
         for (Py_ssize_t i = start; i < end; i++) {
-            const double *t = tab + idx[i] * 4;
             double v = x[i] / norm;
             x[i] = v;
-            w[i * 3] = t[1];
-            w[i * 3 + 1] = t[2];
-            w[i * 3 + 2] = t[3];
-            s0 += t[1] * v;
-            s1 += t[2] * v;
-            s2 += t[3] * v;
+            s0 += w[i * 3] * v;
+            s1 += w[i * 3 + 1] * v;
+            s2 += w[i * 3 + 2] * v;
         }
+        double *zr = z + r * n_cols;
         zr[0] += s0;
         zr[1] += s1;
         zr[2] += s2;
-        if (row == n_segs && k) {
-            n_whole = end - start;
-            double *acc = PyMem_Calloc((size_t)k, sizeof(double));
-            if (acc == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
+        if (r == n_segs && k) {
+            for (Py_ssize_t i = start; i < end && i < start + PREFETCH_AHEAD; i++)
+                PREFETCH(cw + idx[i] * k);
             for (Py_ssize_t i = start; i < end; i++) {
+                if (i + PREFETCH_AHEAD < end)
+                    PREFETCH(cw + idx[i + PREFETCH_AHEAD] * k);
                 const double *cr = cw + idx[i] * k;
                 for (Py_ssize_t c = 0; c < k; c++)
                     acc[c] += x[i] * cr[c];
             }
             for (Py_ssize_t c = 0; c < k; c++)
                 zr[3 + c] += acc[c];
-            PyMem_Free(acc);
-        } else if (row == n_segs) {
-            n_whole = end - start;
         }
-        start = end;
     }
     /* the logits as lists of floats: the per-post arithmetic after this is plain Python */
     z_obj = PyList_New(n_rows);
@@ -299,6 +345,8 @@ count_logits(PyObject *self, PyObject *args)
 
 done:
     PyMem_Free(keys);
+    PyMem_Free(next);
+    PyMem_Free(acc);
     PyMem_Free(z);
     Py_XDECREF(z_obj);
     Py_XDECREF(rows_obj);

@@ -1,7 +1,10 @@
 """The HTTP layer: a Flask app built by `create_app`, never at import time."""
 from __future__ import annotations
 
+import json
+
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from classifier.database import Database
 from classifier.decision import TrustPolicy
@@ -20,6 +23,25 @@ from .testing import ClosingClient
 __all__ = ["create_app"]
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON with keys in the order the code builds them (the output contract's order,
+    as the command line writes it) and one compact encoder built once per app: `jsonify` builds
+    a new encoder for every response, a sixth of the JSON cost of a classify answer."""
+
+    sort_keys = False
+
+    def __init__(self, app: Flask):
+        super().__init__(app)
+        self._encoder = json.JSONEncoder(ensure_ascii=self.ensure_ascii, separators=(",", ":"),
+                                         default=self.default)
+
+    def response(self, *args, **kwargs):
+        if self.compact is False or (self.compact is None and self._app.debug):
+            return super().response(*args, **kwargs)  # indented, for people reading it
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(f"{self._encoder.encode(obj)}\n", mimetype=self.mimetype)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: configuration, database, model registry, blueprints, JSON errors.
 
@@ -28,9 +50,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     once. Each worker opens its own database connections on first use.
     """
     app = Flask(__name__)
+    app.json = JSONProvider(app)
     app.test_client_class = ClosingClient  # closes responses as gunicorn does (see api.after_response)
     load_config(app, test_config)
-    app.json.sort_keys = False
     database = Database(app.config["DATABASE_URL"])
     database.upgrade()
     database.dispose()  # no connection crosses the fork into the workers

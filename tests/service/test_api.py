@@ -16,6 +16,20 @@ def test_classify_returns_contract(client):
     assert body["id"] == 5
 
 
+
+def test_answers_are_compact_json_in_the_contracts_order_and_indented_when_debugging(make_app):
+    post = {"id": "é1", "title": "Hi", "body": "Thanks, lowering the sigma fixed it."}
+    r = make_app(OPEN_CLASSIFY=True).test_client().post("/v1/classify", json=post)
+    text = r.get_data(as_text=True)
+    assert r.mimetype == "application/json" and text.startswith('{"id":"\\u00e91","label":') and text.endswith("}\n")
+    assert "\n" not in text[:-1] and ", " not in text and '": ' not in text
+    debug_app = make_app(OPEN_CLASSIFY=True)
+    debug_app.debug = True
+    indented = debug_app.test_client().post("/v1/classify", json=post).get_data(as_text=True)
+    assert indented.startswith('{\n  "id": "\\u00e91",\n  "label": ')
+    assert json.loads(indented) == json.loads(text)
+
+
 @pytest.mark.parametrize("payload, message", [
     ({"title": "t", "body": "b"}, "id is required"),
     ({"id": "1", "title": "t"}, "body is required"),
