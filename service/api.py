@@ -9,6 +9,7 @@ from functools import partial
 from typing import Callable
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from classifier.errors import ArtifactError, InvalidFeedback, InvalidPost, StoreError
 from classifier.feedback import identifier_problem, label_from_dict
@@ -328,7 +329,7 @@ def _start_timer():
 def _count(response):
     started = g.pop("started", None)
     if started is not None:
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        endpoint = _endpoint_label()
         method = request.method if request.method in KNOWN_METHODS else "other"  # bounded label values
         after_response(partial(ext("metrics").observe_request, endpoint, method, response.status_code,
                                time.perf_counter() - started))
@@ -336,6 +337,23 @@ def _count(response):
     if callbacks:
         response.call_on_close(partial(_run_after_response, callbacks, current_app.logger))
     return response
+
+
+def _endpoint_label() -> str:
+    """The route a request counts under in /metrics: its rule, also for a method the path does not
+    take (a GET on /v1/classify is a 405 of that endpoint, which a dashboard should show there);
+    "unmatched" for a path no route has, so the label's values stay the app's routes."""
+    if request.url_rule is not None:
+        return request.url_rule.rule
+    exc = request.routing_exception
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        try:
+            rule, _ = current_app.url_map.bind_to_environ(request.environ).match(
+                method=exc.valid_methods[0], return_rule=True)
+        except HTTPException:
+            return "unmatched"
+        return rule.rule
+    return "unmatched"
 
 
 def _run_after_response(callbacks, logger) -> None:

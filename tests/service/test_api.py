@@ -288,11 +288,14 @@ def test_metrics_count_requests_decisions_and_model_version(client):
     client.post("/v1/classify", json=SPAM)
     client.post("/v1/classify", json=POST)
     client.get("/nope")
+    client.get("/v1/classify")
     text = client.get("/metrics").get_data(as_text=True)
     assert 'postsieve_http_requests_total{endpoint="/v1/classify",method="POST",status="200"} 2.0' in text
     assert 'postsieve_http_requests_total{endpoint="unmatched",method="GET",status="404"} 1.0' in text
+    # a method the route does not take counts under the route, not as a path nobody serves
+    assert 'postsieve_http_requests_total{endpoint="/v1/classify",method="GET",status="405"} 1.0' in text
     assert 'postsieve_decisions_total{decision="block",label="spam"} 1.0' in text
-    assert 'postsieve_http_request_duration_seconds_bucket{endpoint="/v1/classify",le="+Inf"} 2.0' in text
+    assert 'postsieve_http_request_duration_seconds_bucket{endpoint="/v1/classify",le="+Inf"} 3.0' in text
     version = client.get("/v1/model").get_json()["version"]
     assert f'postsieve_model_info{{version="{version}"}} 1.0' in text
 
