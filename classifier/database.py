@@ -8,6 +8,7 @@ label that was acknowledged survives a crash of the process or the machine.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -36,8 +37,20 @@ def normalise_url(url: str) -> URL:
     except StoreError:
         raise
     except Exception as exc:
-        raise StoreError(f"cannot use database URL {url!r}: {type(exc).__name__}: {exc}") from None
+        shown = redact_password(url)
+        reason = str(exc).replace(url, shown)  # SQLAlchemy's parse error quotes the whole URL
+        raise StoreError(f"cannot use database URL {shown!r}: {type(exc).__name__}: {reason}") from None
     return parsed
+
+
+_PASSWORD = re.compile(r"(://[^:/?#@]*:).*@")  # up to the last "@": a raw password may hold one
+
+
+def redact_password(url: str) -> str:
+    """The URL with its password (if any) shown as ***: error lines end up in logs and terminals.
+    Done on the text, since a URL that does not parse is the one an error line names."""
+    address, question, query = url.partition("?")
+    return _PASSWORD.sub(r"\1***@", address, count=1) + question + query
 
 
 def storable_text(text: str | None) -> str | None:

@@ -19,10 +19,11 @@ from .keys import SCOPES, KeyStore
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (an IPv6 one such as ::1 too).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to bind.")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="gunicorn worker processes (default: CPU cores).")
-@click.option("--timeout", default=30, show_default=True, type=int, help="Worker timeout in seconds.")
+@click.option("--timeout", default=30, show_default=True, type=click.IntRange(min=0),
+              help="Seconds a worker may spend on one request before gunicorn restarts it (0: no limit).")
 def serve(host, port, workers, timeout):
     """Serve the HTTP API with gunicorn (never the Flask development server).
 
@@ -36,29 +37,38 @@ def serve(host, port, workers, timeout):
         postsieve serve --host 0.0.0.0 --port 8000 --workers 2
     """
     try:
-        check_environment()  # before anything is printed or trained: one line naming the variable
+        warnings = check_environment()  # before anything is printed or trained: one line naming the variable
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    for warning in warnings:
+        click.echo(f"postsieve: warning: {warning}", err=True)
+    address = f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
     model = load_selected_model(None)  # trains on first use, with progress on stderr
     try:
         Database(workflow.database_url()).upgrade()
     except ClassifierError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"postsieve: serving model {model.version} from {workflow.models_dir()} "
-               f"on http://{host}:{port}", err=True)
+    click.echo(f"postsieve: starting gunicorn on http://{address} with model {model.version} "
+               f"from {workflow.models_dir()}", err=True)
     workers = workers or os.cpu_count() or 1
     os.environ.setdefault("POSTSIEVE_MODEL_DIR", str(workflow.models_dir()))
     # Workers write their metrics to files here and /metrics sums them (prometheus_client's
     # multiprocess mode). A fresh directory per server, so counts start at zero, removed when
     # gunicorn exits; an operator's own PROMETHEUS_MULTIPROC_DIR is used (emptied) instead.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
-            stale.unlink()
+        metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        try:
+            metrics_dir.mkdir(parents=True, exist_ok=True)  # missing, /metrics failed on every request
+            for stale in metrics_dir.glob("*.db"):
+                stale.unlink()
+        except OSError as exc:
+            raise click.ClickException(f"PROMETHEUS_MULTIPROC_DIR {metrics_dir}: "
+                                       f"{exc.strerror or type(exc).__name__}") from None
     else:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="postsieve-metrics-")
         os.environ["POSTSIEVE_REMOVE_METRICS_DIR"] = "1"
     args = [sys.executable, "-m", "gunicorn", "--preload", "--workers", str(workers),
-            "--bind", f"{host}:{port}", "--timeout", str(timeout), "--graceful-timeout", "20",
+            "--bind", address, "--timeout", str(timeout), "--graceful-timeout", "20",
             "--config", "python:service.gunicorn_conf", "--access-logfile", "-", "service.wsgi:app"]
     os.execv(sys.executable, args)
 

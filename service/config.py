@@ -5,6 +5,9 @@ test keeps the two in step.
 """
 from __future__ import annotations
 
+import difflib
+import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,15 +23,16 @@ class Setting:
     help: str
     minimum: int = 0  # for numbers: the least value that works
     nullable: bool = False  # null (None) is a value of its own: it turns the rule off
+    text: bool = False  # taken from the environment as written, never parsed as JSON
 
 
 SETTINGS = (
     Setting("MODEL_DIR", None, "Models directory; the active version is served. "
-            "Default: <data dir>/models (see POSTSIEVE_DATA_DIR)."),
+            "Default: <data dir>/models (see POSTSIEVE_DATA_DIR).", text=True),
     Setting("MODEL_CHECK_INTERVAL", 2.0, "Seconds between checks of the models directory's ACTIVE pointer."),
     Setting("MAX_CONTENT_LENGTH", 1024 * 1024, "Largest request body in bytes; larger requests get 413.", minimum=1),
     Setting("DATABASE_URL", None, "Feedback and API-key database: a SQLAlchemy URL such as "
-            "postgresql://user@host/db. Default: SQLite file <data dir>/postsieve.db (WAL mode)."),
+            "postgresql://user@host/db. Default: SQLite file <data dir>/postsieve.db (WAL mode).", text=True),
     Setting("OPEN_CLASSIFY", False, "When true, /v1/classify, /v1/classify/batch and Akismet comment-check "
             "answer without a key. Feedback and admin endpoints always need one."),
     Setting("MAX_BATCH", 1000, "Most posts one /v1/classify/batch request may carry.", minimum=1),
@@ -41,6 +45,11 @@ SETTINGS = (
     Setting("KEY_CACHE_SECONDS", 5.0, "Seconds a worker trusts a key check before asking the database "
             "again; a revoked key stops working within this time."),
 )
+
+#: POSTSIEVE_* variables that are not app settings: read by the CLI and library, the notebooks,
+#: the tests, or set by `serve` for its own server.
+OTHER_VARIABLES = frozenset({"DATA_DIR", "CORPUS", "NOTEBOOK_CORPUS", "NOTEBOOK_MODEL_DIR", "TEST_MODEL_DIR",
+                             "TEST_POSTGRES_URL", "REQUIRE_COMPILED", "REMOVE_METRICS_DIR"})
 
 
 def load_config(app, test_config: dict | None = None) -> None:
@@ -59,12 +68,21 @@ def from_environment(config) -> None:
     """Defaults, then the POSTSIEVE_* variables (parsed as JSON where they can be)."""
     config.from_mapping({s.name: s.default for s in SETTINGS})
     config.from_prefixed_env("POSTSIEVE")
+    for setting in SETTINGS:
+        # A path or URL as written: JSON parsing made POSTSIEVE_MODEL_DIR=123 the number 123,
+        # and "true" a bool, where the command line takes the same variable as a directory name.
+        if setting.text and f"POSTSIEVE_{setting.name}" in os.environ:
+            config[setting.name] = os.environ[f"POSTSIEVE_{setting.name}"]
 
 
-def check_environment() -> None:
+def check_environment() -> list[str]:
     """Check the POSTSIEVE_* variables as `create_app` will, without building an app: a ValueError
     naming the first variable of the wrong type. `postsieve serve` calls this before it starts
-    gunicorn, so a bad value is one line instead of a traceback from gunicorn's master."""
+    gunicorn, so a bad value is one line instead of a traceback from gunicorn's master.
+
+    Returns a warning for each POSTSIEVE_* variable that nothing reads: a misspelt setting
+    (POSTSIEVE_MAX_BATCHES) would otherwise leave the default in force without a word.
+    """
     config = Config(".")
     try:
         from_environment(config)
@@ -72,6 +90,21 @@ def check_environment() -> None:
         raise ValueError(f"a POSTSIEVE_* variable with '__' in its name sets a key inside a setting "
                          f"that has none: {exc}") from None
     check_types(config)
+    return unknown_variable_warnings(os.environ)
+
+
+def unknown_variable_warnings(environ) -> list[str]:
+    """One line per POSTSIEVE_* variable that is neither a setting nor read elsewhere."""
+    known = {s.name for s in SETTINGS} | OTHER_VARIABLES
+    warnings = []
+    for variable in sorted(environ):
+        name = variable[len("POSTSIEVE_"):]
+        if not variable.startswith("POSTSIEVE_") or name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f" (did you mean POSTSIEVE_{close[0]}?)" if close else ""
+        warnings.append(f"{variable} is not a postsieve setting and is ignored{hint}")
+    return warnings
 
 
 def check_types(config) -> None:
@@ -83,14 +116,17 @@ def check_types(config) -> None:
     """
     for setting in SETTINGS:
         value, default = config.get(setting.name), setting.default
-        if default is None or (value is None and setting.nullable):
+        if value is None and (default is None or setting.nullable):
             continue
-        if isinstance(default, bool):
+        if default is None:  # a path or URL, or left unset for the data directory's default
+            ok, kind = isinstance(value, str), "a string"
+        elif isinstance(default, bool):
             ok, kind = isinstance(value, bool), "true or false"
         elif isinstance(default, (int, float)):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= setting.minimum
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                  and value >= setting.minimum)  # Infinity: a revoked key trusted until restart
             ok = ok and (isinstance(value, int) or isinstance(default, float))
-            kind = ("a number" if isinstance(default, float) else "an integer") + f" >= {setting.minimum}"
+            kind = ("a finite number" if isinstance(default, float) else "an integer") + f" >= {setting.minimum}"
         else:
             ok, kind = isinstance(value, str), "a string"
         if not ok:

@@ -286,6 +286,7 @@ def test_a_file_where_a_directory_belongs_is_one_line(tmp_path, args, variable, 
     ("POSTSIEVE_OPEN_CLASSIFY", "yes", "POSTSIEVE_OPEN_CLASSIFY must be true or false, got 'yes'"),
     ("POSTSIEVE_MAX_BATCH__X", "1", "a POSTSIEVE_* variable with '__' in its name sets a key inside a setting "
                                     "that has none: 'int' object does not support item assignment"),
+    ("POSTSIEVE_KEY_CACHE_SECONDS", "Infinity", "POSTSIEVE_KEY_CACHE_SECONDS must be a finite number >= 0, got inf"),
 ])
 def test_serve_refuses_a_setting_of_the_wrong_type_in_one_line(tmp_path, corpus_file, variable, value, message):
     """Checked before anything else: no model trained, no database made, nothing printed but the
@@ -298,6 +299,34 @@ def test_serve_refuses_a_setting_of_the_wrong_type_in_one_line(tmp_path, corpus_
     assert proc.returncode != 0 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [f"Error: {message}"]
     assert list(data.iterdir()) == []
+
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--port", "99999"), "Invalid value for '--port': 99999 is not in the range 1<=x<=65535."),  # a traceback
+    (("--timeout", "-5"), "Invalid value for '--timeout': -5 is not in the range x>=0."),  # after the model loaded
+])
+def test_serve_refuses_a_bad_port_or_timeout_before_anything_else(tmp_path, args, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    proc = run("serve", *args, check=False, env_extra={"POSTSIEVE_DATA_DIR": str(data)})
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"Error: {message}"
+    assert list(data.iterdir()) == []
+
+
+def test_serve_names_a_misspelt_setting_and_a_metrics_directory_it_cannot_make(tmp_path, corpus_file):
+    data = tmp_path / "data"
+    data.mkdir()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run("serve", "--port", "8733", check=False,
+               env_extra={"POSTSIEVE_DATA_DIR": str(data), "POSTSIEVE_CORPUS": str(corpus_file),
+                          "POSTSIEVE_DATABASE_URL": "", "POSTSIEVE_MAX_BATCHES": "5",
+                          "PROMETHEUS_MULTIPROC_DIR": str(blocker / "metrics")})
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == ("postsieve: warning: POSTSIEVE_MAX_BATCHES is not a postsieve setting and is ignored "
+                        "(did you mean POSTSIEVE_MAX_BATCH?)")
+    assert proc.returncode == 1 and lines[-1] == f"Error: PROMETHEUS_MULTIPROC_DIR {blocker / 'metrics'}: Not a directory"
 
 
 def test_feedback_export_into_a_closed_pipe_ends_quietly(tmp_path):

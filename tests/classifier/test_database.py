@@ -41,6 +41,19 @@ def test_bad_urls_are_one_clear_error(url, message):
         normalise_url(url)
 
 
+
+@pytest.mark.parametrize("url", [
+    "postgresql://postgres:s3cretpw@127.0.0.1:54x2/test",  # a port that is not a number
+    "post gres://forum:s3cretpw@db/x",  # does not parse: SQLAlchemy's message quotes it whole
+    "postgresql://forum:s3c@retpw@db:x/test",  # a raw "@" in the password
+])
+def test_an_error_about_a_url_never_shows_its_password(url):
+    with pytest.raises(StoreError) as caught:
+        normalise_url(url)
+    assert "cannot use database URL" in str(caught.value) and ":***@" in str(caught.value)
+    assert "s3c" not in str(caught.value) and "retpw" not in str(caught.value)
+
+
 def test_a_missing_driver_is_one_clear_error():
     from classifier.database import create_engine
 

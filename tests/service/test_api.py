@@ -349,7 +349,11 @@ def test_a_lost_database_is_a_503_everywhere_never_a_500(app, client, make_key):
 @pytest.mark.parametrize("config, message", [
     ({"MAX_BATCH": "lots"}, "POSTSIEVE_MAX_BATCH must be an integer >= 1, got 'lots'"),
     ({"OPEN_CLASSIFY": "yes"}, "POSTSIEVE_OPEN_CLASSIFY must be true or false"),
-    ({"KEY_CACHE_SECONDS": -1}, "POSTSIEVE_KEY_CACHE_SECONDS must be a number >= 0"),
+    ({"KEY_CACHE_SECONDS": -1}, "POSTSIEVE_KEY_CACHE_SECONDS must be a finite number >= 0"),
+    ({"KEY_CACHE_SECONDS": float("inf")}, "must be a finite number >= 0, got inf"),  # revoked keys kept working
+    ({"MODEL_CHECK_INTERVAL": float("inf")}, "POSTSIEVE_MODEL_CHECK_INTERVAL must be a finite number"),  # no swaps
+    ({"MODEL_DIR": 123}, "POSTSIEVE_MODEL_DIR must be a string, got 123"),
+    ({"DATABASE_URL": True}, "POSTSIEVE_DATABASE_URL must be a string, got True"),
     ({"MAX_BATCH": 0}, "POSTSIEVE_MAX_BATCH must be an integer >= 1, got 0"),  # every batch refused
     ({"MAX_CONTENT_LENGTH": None}, "POSTSIEVE_MAX_CONTENT_LENGTH must be an integer >= 1, got None"),  # no limit
     ({"TRUSTED_TRUST_LEVEL": "high"}, "POSTSIEVE_TRUSTED_TRUST_LEVEL must be an integer >= 0, got 'high'"),
@@ -357,3 +361,28 @@ def test_a_lost_database_is_a_503_everywhere_never_a_500(app, client, make_key):
 def test_wrong_setting_types_fail_at_start(make_app, config, message):
     with pytest.raises(ValueError, match=message):
         make_app(**config)
+
+
+def test_paths_and_urls_from_the_environment_are_taken_as_written(make_app, monkeypatch, tmp_path):
+    """Parsed as JSON they became a number or a bool (POSTSIEVE_MODEL_DIR=123 crashed gunicorn's
+    master), while the command line took the same variable as a directory name."""
+    from service.config import check_environment
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("POSTSIEVE_MODEL_DIR", "123")
+    monkeypatch.setenv("POSTSIEVE_DATABASE_URL", f"sqlite:///{tmp_path / 'true.db'}")
+    check_environment()
+    from service import create_app
+    app = create_app({"TESTING": True})
+    assert app.config["MODEL_DIR"] == "123" and app.config["DATABASE_URL"].endswith("true.db")
+
+
+def test_unknown_postsieve_variables_are_named_with_the_setting_meant():
+    from service.config import unknown_variable_warnings
+
+    environ = {"POSTSIEVE_MAX_BATCHES": "5", "POSTSIEVE_MAX_BATCH": "5", "POSTSIEVE_DATA_DIR": "/x",
+               "POSTSIEVE_WHATEVER": "1", "PATH": "/bin"}
+    assert unknown_variable_warnings(environ) == [
+        "POSTSIEVE_MAX_BATCHES is not a postsieve setting and is ignored (did you mean POSTSIEVE_MAX_BATCH?)",
+        "POSTSIEVE_WHATEVER is not a postsieve setting and is ignored",
+    ]
