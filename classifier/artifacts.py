@@ -24,6 +24,7 @@ import json
 import os
 import pickle
 import platform
+import secrets
 import shutil
 import tempfile
 import zipfile
@@ -117,7 +118,7 @@ def save_model(model: Model, models_dir: str | Path, *, data_sha256: str, label_
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     created = created or datetime.now(timezone.utc)
-    tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=models_dir))
+    tmp = _incoming_dir(models_dir)
     try:
         # The version goes inside the pickle, so hash it with a placeholder first, then name it
         # (pickle's C pickler: joblib's, written in Python, took 2.2 s at 100k training posts).
@@ -154,6 +155,21 @@ def save_model(model: Model, models_dir: str | Path, *, data_sha256: str, label_
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _incoming_dir(models_dir: Path) -> Path:
+    """A new, uniquely named directory to assemble a version in, before its rename.
+
+    Made with mkdir's usual mode under the umask, not mkdtemp's owner-only 0700: the rename
+    keeps the mode, and a server running as another user must be able to read the version.
+    """
+    while True:
+        path = models_dir / f".incoming-{secrets.token_hex(8)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
 
 
 def save_heldout(version_dir: str | Path, y_true, probabilities) -> Path:
@@ -214,6 +230,20 @@ def read_manifest(version_dir: str | Path) -> dict:
     return manifest
 
 
+def verify_model_file(version_dir: Path, manifest: dict) -> Path:
+    """The path of model.joblib once its SHA-256 matches `manifest` (ArtifactError if missing,
+    ArtifactTampered if not); hashes only, never unpickles."""
+    model_path = version_dir / MODEL_FILE
+    if not model_path.exists():
+        raise ArtifactError(f"{version_dir}: {MODEL_FILE} is missing")
+    actual = sha256_file(model_path)
+    if actual != manifest.get("model_sha256"):
+        raise ArtifactTampered(
+            f"{model_path}: SHA-256 {actual[:12]}... does not match the manifest's "
+            f"{str(manifest.get('model_sha256'))[:12]}...; refusing to unpickle it")
+    return model_path
+
+
 def load_model(version_dir: str | Path) -> Model:
     """Load a model after checking its manifest, file hash and library versions."""
     version_dir = Path(version_dir)
@@ -231,14 +261,7 @@ def load_model(version_dir: str | Path) -> Model:
         raise ArtifactVersionMismatch(
             f"{version_dir}: saved with {'; '.join(problems)}; refusing to load a pickle across "
             f"library versions; retrain with `postsieve train`")
-    model_path = version_dir / MODEL_FILE
-    if not model_path.exists():
-        raise ArtifactError(f"{version_dir}: {MODEL_FILE} is missing")
-    actual = sha256_file(model_path)
-    if actual != manifest.get("model_sha256"):
-        raise ArtifactTampered(
-            f"{model_path}: SHA-256 {actual[:12]}... does not match the manifest's "
-            f"{str(manifest.get('model_sha256'))[:12]}...; refusing to unpickle it")
+    model_path = verify_model_file(version_dir, manifest)
     try:
         model = joblib.load(model_path)
     except Exception as exc:  # a vouched-for file that still fails to load is a broken artifact
@@ -287,15 +310,29 @@ def active_version(models_dir: str | Path) -> str | None:
     return versions[-1]["version"] if versions else None
 
 
+def is_version_id(name: str) -> bool:
+    """Whether `name` can be a version id: the name of one visible directory in the models
+    directory, so never a path that leads out of it."""
+    return bool(name) and not name.startswith(".") and "/" not in name and os.sep not in name
+
+
 def read_pointer(models_dir: str | Path) -> str | None:
-    """The version the ACTIVE file names, or None when there is no (or an empty) ACTIVE file."""
+    """The version the ACTIVE file names, or None when there is no (or an empty) ACTIVE file.
+
+    Raises ArtifactError when ACTIVE cannot be read or holds something other than a version id
+    (written by hand: `../../etc` must not send a server to load from outside the directory).
+    """
     pointer = Path(models_dir) / ACTIVE_FILE
     try:
-        return pointer.read_text(encoding="utf-8").strip() or None
+        name = pointer.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"cannot read {pointer}: {exc}") from None
+    if name and not is_version_id(name):
+        shown = name if len(name) <= 80 else name[:80] + "..."
+        raise ArtifactError(f"{pointer} holds no version id (the name of a directory beside it): {shown!r}")
+    return name or None
 
 
 def set_active(models_dir: str | Path, version: str) -> None:

@@ -466,8 +466,13 @@ def show(version, models_dir, as_json):
         return
     data = info["training_data"]
     counts = ", ".join(f"{label} {n}" for label, n in info["label_counts"].items()) or "-"
+    marker = ""
+    if info["active"] and info["model_file_problem"]:
+        marker = "  (active, but it fails its check: servers refuse to load it)"
+    elif info["active"]:
+        marker = "  (active)"
     lines = [
-        ("version", info["version"] + ("  (active)" if info["active"] else "")),
+        ("version", info["version"] + marker),
         ("created", info["created"]),
         ("parent", info["parent"] or "-"),
         ("trained on", f"{counts}; data sha256 {str(data['sha256'])[:12]}"),
@@ -480,6 +485,8 @@ def show(version, models_dir, as_json):
         ("libraries", ", ".join(f"{name} {v}" for name, v in info["libraries"].items())),
         ("model sha256", info["model_sha256"]),
     ]
+    if info["model_file_problem"]:
+        lines.append(("cannot load", info["model_file_problem"]))
     if info["library_problems"]:
         lines.append(("cannot load", "this process has other libraries: " + "; ".join(info["library_problems"])))
     for entry in info["history"]:

@@ -109,7 +109,7 @@ def report_for_version(models_dir: str | Path, version: str | None = None, *,
     version = version or artifacts.active_version(models_dir)
     if version is None:
         raise ArtifactError(f"no model in {models_dir}; run `postsieve train`")
-    if "/" in version or os.sep in version or version.startswith("."):
+    if not artifacts.is_version_id(version):
         raise ArtifactError(f"{version!r} is not a version id (expected a name like 20261126-030243-347fc736)")
     version_dir = models_dir / version
     if not (version_dir / artifacts.MANIFEST_FILE).is_file():

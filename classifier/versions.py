@@ -145,7 +145,7 @@ def _served_or_none(models_dir: Path) -> str | None:
 
 
 def _check_version_dir(models_dir: Path, version: str) -> Path:
-    if not version or version.startswith(".") or "/" in version or os.sep in version:
+    if not artifacts.is_version_id(version):
         raise ArtifactError(f"{version!r} is not a version id (the name of a directory in {models_dir})")
     path = models_dir / version
     if not path.is_dir():
@@ -292,7 +292,10 @@ def describe(models_dir: str | Path, version: str | None = None) -> dict:
     """The essentials of one version's manifest (default: the active one) and its switches.
 
     Adds "library_problems" (library differences that would stop this process loading it; empty
-    when none) and "history" (recorded switches to or from it, oldest first).
+    when none), "model_file_problem" (why model.joblib fails its manifest's SHA-256, else None:
+    hashing takes a fraction of a second, unlike the unpickling a full check would need) and
+    "history" (recorded switches to or from it, oldest first). Raises ArtifactError for a folder
+    whose manifest names another version, as `list_summaries` leaves it out.
     """
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
@@ -301,7 +304,16 @@ def describe(models_dir: str | Path, version: str | None = None) -> dict:
     version = version or active
     if version is None:
         raise ArtifactError(f"no model in {models_dir}")
-    manifest = artifacts.read_manifest(_check_version_dir(models_dir, version))
+    path = _check_version_dir(models_dir, version)
+    manifest = artifacts.read_manifest(path)
+    if manifest["version"] != version:
+        raise ArtifactError(f"{path} is not version {version}: its manifest names version {manifest['version']} "
+                            f"(a copied or renamed version folder)")
+    try:
+        artifacts.verify_model_file(path, manifest)
+        file_problem = None
+    except (ArtifactError, OSError) as exc:  # an unreadable file fails the check too
+        file_problem = str(exc)
     metrics = manifest.get("metrics") if isinstance(manifest.get("metrics"), dict) else {}
     data = manifest.get("training_data") if isinstance(manifest.get("training_data"), dict) else {}
     files = manifest.get("corpus_files") if isinstance(manifest.get("corpus_files"), list) else []
@@ -313,5 +325,6 @@ def describe(models_dir: str | Path, version: str | None = None) -> dict:
         "libraries": manifest["libraries"],
         "library_problems": artifacts.version_problems(manifest["libraries"]),
         "model_sha256": manifest["model_sha256"],
+        "model_file_problem": file_problem,
         "history": [e.to_dict() for e in read_history(models_dir) if version in (e.from_version, e.to_version)],
     }

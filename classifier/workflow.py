@@ -88,27 +88,46 @@ def ensure_model(directory: str | Path | None = None, *, corpus_paths: Iterable[
 
     A default model that this function trained earlier is retrained when it can no longer be
     loaded here (a scikit-learn or feature-extraction upgrade); a model someone trained on
-    purpose never is: its error is raised. A file lock makes concurrent first uses (several
-    workers, several commands) train only once.
+    purpose never is: its error is raised. A usable model is loaded without writing anything,
+    so a read-only models directory (a container mount) serves; only training takes the file
+    lock that makes concurrent first uses (several workers, several commands) train once.
     """
     directory = Path(directory) if directory else models_dir()
+    say = progress or (lambda message: None)
+    model, missing = _usable_model(directory) if directory.is_dir() else (None, f"no model in {directory}")
+    if model is not None:
+        return model
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file of that name, no permission: one line, not a traceback
         raise ArtifactError(f"cannot use {directory} as the models directory: {database.os_reason(exc)}") from None
-    say = progress or (lambda message: None)
-    with open(directory / ".train.lock", "w") as lock:
+    try:
+        lock = open(directory / ".train.lock", "w")
+    except OSError as exc:  # read-only with nothing usable in it: say what is missing and why
+        raise ArtifactError(f"{missing}, and the default model cannot be trained there: "
+                            f"{database.os_reason(exc)}") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        version = artifacts.active_version(directory)
-        if version is not None:
-            try:
-                return artifacts.load_model(directory / version)
-            except ArtifactVersionMismatch as exc:
-                if artifacts.read_manifest(directory / version).get("trained_by") != "default":
-                    raise
-                say(f"{exc}; retraining the default model")
-        else:
-            say(f"no model in {directory}: training the default model from the bundled corpus")
+        model, missing = _usable_model(directory)  # another process may have trained it meanwhile
+        if model is not None:
+            return model
+        say(f"{missing}: training the default model from the bundled corpus")
         path = train_and_save(corpus_paths or default_corpus(), directory, progress=progress,
                               extra={"trained_by": "default"})
     return artifacts.load_model(path)
+
+
+def _usable_model(directory: Path) -> tuple[Model | None, str]:
+    """The active model, or None and why the default model has to be (re)trained.
+
+    Raises the load error of a model that was not the default one (someone trained it on purpose).
+    """
+    version = artifacts.active_version(directory)
+    if version is None:
+        return None, f"no model in {directory}"
+    try:
+        return artifacts.load_model(directory / version), ""
+    except ArtifactVersionMismatch as exc:
+        if artifacts.read_manifest(directory / version).get("trained_by") != "default":
+            raise
+        return None, str(exc)

@@ -109,3 +109,24 @@ def test_empty_models_directory(tmp_path):
     proc = run("models", "list", "--dir", str(tmp_path))
     assert proc.stdout == "" and "no model versions" in proc.stderr
     assert json.loads(run("models", "list", "--dir", str(tmp_path), "--json").stdout) == []
+
+
+def test_show_refuses_a_copied_version_folder_in_one_line(models):
+    import shutil
+
+    root, v1, v2 = models
+    shutil.copytree(root / v2, root / "copy-of-v2")
+    line = one_error_line(run("models", "show", "copy-of-v2", "--dir", str(root), check=False))
+    assert f"its manifest names version {v2}" in line
+
+
+def test_show_flags_an_active_version_that_fails_its_check(models):
+    root, v1, v2 = models
+    path = root / v1 / "model.joblib"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    shown = run("models", "show", "--dir", str(root)).stdout
+    assert f"version:      {v1}  (active, but it fails its check: servers refuse to load it)" in shown
+    assert "cannot load:" in shown and "does not match the manifest" in shown
+    assert "cannot load" not in run("models", "show", v2, "--dir", str(root)).stdout

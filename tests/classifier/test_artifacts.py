@@ -135,3 +135,29 @@ def test_the_same_model_saved_twice_in_one_second_gets_two_versions(tiny_model, 
     second = artifacts.save_model(tiny_model, tmp_path, data_sha256="x", label_counts={}, metrics={}, params={}, created=created)
     assert second.name == first.name + "-2"
     assert artifacts.load_model(second).version == second.name
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_a_version_is_readable_as_the_umask_allows(tiny_model, tmp_path, umask):
+    """Version directories were 0700 (mkdtemp), so a server running as another user could not read them."""
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        path = save(tiny_model, tmp_path)
+        artifacts.save_heldout(path, ["ok"], [[1.0, 0.0, 0.0]])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o777 & ~umask
+    for name in ("model.joblib", "manifest.json", "heldout.npz"):
+        assert stat.S_IMODE((path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+@pytest.mark.parametrize("content", ["../../../etc/passwd", "..", "/etc", ".incoming-1234"])
+def test_active_naming_no_version_id_is_refused(tiny_model, tmp_path, content):
+    """A hand-written ACTIVE must not lead outside the models directory (or into a hidden one)."""
+    save(tiny_model, tmp_path)
+    (tmp_path / "ACTIVE").write_text(content + "\n")
+    with pytest.raises(ArtifactError, match=r"ACTIVE holds no version id"):
+        artifacts.active_version(tmp_path)

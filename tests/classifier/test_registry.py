@@ -122,3 +122,17 @@ def test_registry_loads_a_renamed_version_directory_once(tiny_model, tmp_path, m
     for _ in range(3):
         registry.current()
     assert loads == []
+
+
+def test_registry_refuses_an_active_file_that_leads_outside(tiny_model, tmp_path, monkeypatch):
+    """`echo ../../../etc/passwd > ACTIVE` made it look for etc/passwd/manifest.json."""
+    first = save(tiny_model, tmp_path)
+    artifacts.set_active(tmp_path, first.name)
+    registry = ModelRegistry(tmp_path, check_interval=0)
+    registry.current()
+    loads = []
+    monkeypatch.setattr(artifacts, "load_model", lambda path: loads.append(path))
+    (tmp_path / "ACTIVE").write_text("../../../etc/passwd\n")
+    assert registry.current().version == first.name
+    assert loads == []
+    assert "ACTIVE holds no version id" in registry.last_error and "../../../etc/passwd" in registry.last_error

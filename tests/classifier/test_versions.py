@@ -290,3 +290,23 @@ def test_training_records_its_activation(tmp_path):
     assert artifacts.read_manifest(path)["created_by"] == versions.current_user()
     second = workflow.train_and_save([corpus], tmp_path / "m", activate=False)
     assert artifacts.read_manifest(second)["parent"] == path.name  # the version active when it was trained
+
+
+def test_describe_refuses_a_copied_version_folder(three):
+    """It described the manifest's version as if it were the folder's."""
+    import shutil
+
+    root, (_, v2, _) = three
+    shutil.copytree(root / v2, root / "copy-of-v2")
+    with pytest.raises(ArtifactError, match=f"its manifest names version {v2}"):
+        versions.describe(root, "copy-of-v2")
+
+
+def test_describe_says_when_the_model_file_fails_its_hash(three):
+    root, (v1, v2, _) = three
+    assert versions.describe(root, v2)["model_file_problem"] is None
+    _flip_bytes(root / v1 / "model.joblib")
+    info = versions.describe(root)
+    assert info["active"] is True and "does not match the manifest" in info["model_file_problem"]
+    (root / v2 / "model.joblib").unlink()
+    assert "model.joblib is missing" in versions.describe(root, v2)["model_file_problem"]
