@@ -5,12 +5,16 @@ request path, so a classify call never waits for the database). `overturn_stats`
 decisions with the newest moderator label of the same post and counts, per model version and
 day (UTC), the blocks moderators said were not spam (false positives) and the allows they said
 were spam (false negatives), as Discourse's spam dashboard and Akismet's key reports do.
+
+`OutageLog` keeps a failure that repeats on every call (the database away) to a few log lines;
+the decision log uses it, and so do the HTTP layer's key checks and /readyz.
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from itertools import chain
 
@@ -31,12 +35,74 @@ STAT_FIELDS = ("classified", "allow", "review", "block", "labelled", "false_posi
                "review_spam", "review_not_spam", "missed_off_topic")
 
 
+def describe_failure(exc: BaseException) -> str:
+    """One line naming a database failure for the log: its type and the driver's own message.
+
+    SQLAlchemy's text of an error adds the SQL and its parameters, so only the first line of the
+    driver's exception (`orig`) is quoted (PostgreSQL's next lines quote the statement); a
+    StoreError raised `from None` still holds its cause in `__context__`. Neither holds the
+    database URL, so a password in it never reaches the log.
+    """
+    cause = exc
+    if isinstance(exc, StoreError) and (exc.__cause__ or exc.__context__) is not None:
+        cause = exc.__cause__ or exc.__context__
+    detail = getattr(cause, "orig", None)
+    lines = str(cause if detail is None else detail).strip().splitlines()
+    text = " ".join(lines[0].split())[:300] if lines else ""
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
+class OutageLog:
+    """Logs a failure that every call meets (a database that is away) as a few lines, not one a call.
+
+    A line when it starts or its reason changes, a reminder at most every `remind_every` seconds
+    while it lasts (counting the failures not logged), and a line when it works again: at
+    thousands of requests a second, an outage otherwise buries the log, or leaves no trace at all.
+    The lines are warnings, so they show where nobody configured logging (gunicorn's stderr).
+    """
+
+    def __init__(self, what: str, logger: logging.Logger, *, remind_every: float = 60.0):
+        self.what = what
+        self.logger = logger
+        self.remind_every = remind_every
+        self._lock = threading.Lock()
+        self._reason: str | None = None  # None while it works
+        self._logged_at = 0.0
+        self._unlogged = 0
+
+    def failed(self, exc: BaseException) -> None:
+        reason = describe_failure(exc)
+        now = time.monotonic()
+        with self._lock:
+            if reason == self._reason and now - self._logged_at < self.remind_every:
+                self._unlogged += 1
+                return
+            unlogged, self._unlogged = self._unlogged, 0
+            self._reason, self._logged_at = reason, now
+        since = f" ({unlogged} more times since the last line)" if unlogged else ""
+        self.logger.warning("%s failed: %s%s", self.what, reason, since)
+
+    def recovered(self) -> None:
+        if self._reason is None:  # the usual case, without taking the lock
+            return
+        with self._lock:
+            if self._reason is None:
+                return
+            self._reason, self._unlogged = None, 0
+        self.logger.warning("%s works again", self.what)
+
+
 class DecisionLog:
     """Buffers decisions and writes them every `interval` seconds or `batch` rows, whichever first.
 
-    A crash loses at most the last second of statistics, never a label (labels are written by
-    the feedback store before it answers). The writer thread belongs to the process that started
-    it, so a forked gunicorn worker starts its own on first use.
+    A graceful stop of `postsieve serve` loses nothing: gunicorn's `worker_exit` hook calls
+    `flush_at_exit` (another server should call it as it stops; it is not left to the interpreter's
+    exit handlers, which would keep every log ever made alive and write to databases long gone
+    when a test run or a tool that built many apps ends). A crash or SIGKILL loses
+    what arrived since the last write, about the last second while the database takes writes;
+    never a label (labels are written by the feedback store before it answers). The writer
+    thread belongs to the process that started it, so a forked gunicorn worker starts its own on
+    first use.
     """
 
     def __init__(self, database: Database, *, interval: float = 1.0, batch: int = 500, max_buffer: int = 100_000):
@@ -46,8 +112,11 @@ class DecisionLog:
         self.max_buffer = max_buffer
         self._rows: list[tuple] = []
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._wake = threading.Event()
         self._thread_pid: int | None = None
+        self._write_failures = OutageLog("writing decisions", log)
+        self._dropping = False  # rows were dropped for want of room since writing last worked
         self.dropped = 0
         self.last_error: str | None = None
 
@@ -63,42 +132,71 @@ class DecisionLog:
             rows.append((source, storable_text(str(d["id"])[:200]), d["model_version"], d["label"], d["decision"],
                          float(d["scores"]["spam"]), now))
         with self._lock:
-            if len(self._rows) + len(rows) > self.max_buffer:  # the database is down for long: keep memory bounded
+            room = len(self._rows) + len(rows) <= self.max_buffer
+            if room:
+                self._rows.extend(rows)
+            else:  # the database is down for long: keep memory bounded
                 self.dropped += len(rows)
-                return
-            self._rows.extend(rows)
             full = len(self._rows) >= self.batch
+        if not room:
+            self._report_dropping()
+            return
         self._ensure_writer()
         if full:
             self._wake.set()
 
     def flush(self) -> int:
-        """Write what is buffered now; return the number of rows written."""
-        with self._lock:
-            rows, self._rows = self._rows, []
-        if not rows:
-            return 0
-        try:
-            with self.database.engine.begin() as conn:
-                _insert(conn, rows)
-        except (sa.exc.SQLAlchemyError, ValueError) as exc:
-            self.last_error = type(exc).__name__
-            if not _refused_as_data(exc):  # away, read-only, out of connections: try again later
-                self._keep(rows)
+        """Write what is buffered now; return the number of rows written.
+
+        Flushes take turns (the writer thread, /v1/stats and a stopping process all call this): a
+        caller that comes while another flush is writing waits for it, then writes what is left,
+        including rows that flush put back, so none is lost at exit or written twice.
+        """
+        with self._flushing:
+            with self._lock:
+                rows, self._rows = self._rows, []
+            if not rows:
                 return 0
-            # The database refused some row as data: that row would fail again forever and hold
-            # back every later one, so the rows go in one by one and only the refused are dropped.
-            return self._write_one_by_one(rows)
-        self.last_error = None
-        return len(rows)
+            try:
+                with self.database.engine.begin() as conn:
+                    _insert(conn, rows)
+            except (sa.exc.SQLAlchemyError, ValueError) as exc:
+                self.last_error = type(exc).__name__
+                if not _refused_as_data(exc):  # away, read-only, out of connections: try again later
+                    self._write_failures.failed(exc)
+                    self._keep(rows)
+                    return 0
+                # The database refused some row as data: that row would fail again forever and hold
+                # back every later one, so the rows go in one by one and only the refused are dropped.
+                return self._write_one_by_one(rows)
+            self.last_error = None
+            self._writing_works()
+            return len(rows)
+
+    def flush_at_exit(self) -> int:
+        """Write what this process still buffers, as it stops; warn about any rows left unwritten.
+
+        Does nothing in a process that never started a writer: a forked child's copy of its
+        parent's buffer holds the parent's rows, which are the parent's to write.
+        """
+        if self._thread_pid != os.getpid():
+            return 0
+        written = self.flush()
+        if self._rows:
+            log.warning("%d decisions could not be written before exit and are lost (%s)",
+                        len(self._rows), self.last_error)
+        return written
 
     def _keep(self, rows: list[tuple]) -> None:
         """Put rows back in front of the buffer for the next attempt, within the bound (the
         oldest beyond it are dropped and counted)."""
         with self._lock:
             kept = rows + self._rows
-            self.dropped += max(0, len(kept) - self.max_buffer)
+            overflow = max(0, len(kept) - self.max_buffer)
+            self.dropped += overflow
             self._rows = kept[-self.max_buffer:]
+        if overflow:
+            self._report_dropping()
 
     def _write_one_by_one(self, rows: list[tuple]) -> int:
         """Insert rows one at a time, dropping (and counting) those the database refuses."""
@@ -110,11 +208,26 @@ class DecisionLog:
                 written += 1
             except (sa.exc.SQLAlchemyError, ValueError) as exc:
                 if not _refused_as_data(exc):  # not this row's fault: keep the rest for later
+                    self._write_failures.failed(exc)
                     self._keep(rows[i:])
                     return written
                 self.dropped += 1
                 log.warning("dropped a decision row the database refused (%s)", type(exc).__name__)
+        self._writing_works()
         return written
+
+    def _writing_works(self) -> None:
+        """Note that the database takes writes: say so once if it did not, and forget past drops."""
+        self._write_failures.recovered()
+        self._dropping = False
+
+    def _report_dropping(self) -> None:
+        """Warn when rows start being dropped for want of room (once until writing works again)."""
+        with self._lock:
+            first, self._dropping = not self._dropping, True
+        if first:
+            log.warning("dropping decisions: %d wait for the database, the most this process keeps "
+                        "(%d dropped so far)", self.max_buffer, self.dropped)
 
     def _ensure_writer(self) -> None:
         if self._thread_pid == os.getpid():

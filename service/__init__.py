@@ -10,7 +10,7 @@ from classifier.database import Database
 from classifier.decision import TrustPolicy
 from classifier.feedback import FeedbackStore
 from classifier.registry import ModelRegistry
-from classifier.stats import DecisionLog
+from classifier.stats import DecisionLog, OutageLog
 
 from . import admin, akismet, api
 from .config import load_config
@@ -66,6 +66,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         "postsieve.metrics": Metrics(),
         "postsieve.trust_policy": TrustPolicy(trust_level=app.config["TRUSTED_TRUST_LEVEL"],
                                               reputation=app.config["TRUSTED_REPUTATION"]),
+        # A database outage in the log: once when it starts, a reminder a minute, once when over.
+        # A key answered from the cache says nothing about the database, so key checks have no
+        # "works again" line; /readyz's check does.
+        "postsieve.key_check_failures": OutageLog("checking an API key", app.logger),
+        "postsieve.readyz_database": OutageLog("the database check of /readyz", app.logger),
     })
     registry = ModelRegistry(app.config["MODEL_DIR"], check_interval=float(app.config["MODEL_CHECK_INTERVAL"]))
     # Load now rather than on the first request (see above). A missing or broken model is not

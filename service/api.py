@@ -299,7 +299,9 @@ def readyz():
     try:
         ext("database").ping()
     except StoreError as exc:
+        ext("readyz_database").failed(exc)  # the answer names only the error's type: the log says why
         raise APIError(503, f"not ready: {exc}") from None
+    ext("readyz_database").recovered()
     return jsonify({"ok": True, "model_version": model.version, "last_error": ext("registry").last_error})
 
 

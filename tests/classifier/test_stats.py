@@ -149,3 +149,144 @@ def test_a_database_that_is_away_or_refuses_writes_keeps_the_rows_for_the_next_a
     away[0] = False
     assert log.flush() == 2
     assert overturn_stats(database, now=DAY1)[0]["classified"] == 2
+
+
+def away(statement="INSERT INTO decisions VALUES (?)", params=("secret-param",)):
+    """The error SQLAlchemy raises for a database it cannot reach; its text quotes the SQL and parameters."""
+    import sqlalchemy as sa
+
+    return sa.exc.OperationalError(statement, params, Exception("connection refused"))
+
+
+def test_a_flush_waits_for_the_one_in_flight_so_rows_it_puts_back_are_written(database, monkeypatch):
+    """A worker that stops flushes while its writer thread may be writing: the stopping flush found
+    the buffer empty and returned, and the writer, failing, put its rows back into a buffer that
+    nobody would write again."""
+    import threading
+
+    import classifier.stats as stats_module
+
+    real_insert = stats_module._insert
+    in_flight, release = threading.Event(), threading.Event()
+
+    def first_insert_hangs_then_fails(conn, rows):
+        if not in_flight.is_set():
+            in_flight.set()
+            release.wait(10)
+            raise away()
+        real_insert(conn, rows)
+
+    monkeypatch.setattr(stats_module, "_insert", first_insert_hangs_then_fails)
+    log = DecisionLog(database, interval=60)
+    log.record("forum", [served("a", "block"), served("b", "allow", "ok")], at=DAY1)
+    writer = threading.Thread(target=log.flush)
+    writer.start()
+    assert in_flight.wait(10)
+    stopping = threading.Thread(target=log.flush_at_exit)
+    stopping.start()
+    stopping.join(0.3)
+    release.set()
+    stopping.join(10)
+    writer.join(10)
+    assert overturn_stats(database, now=DAY1)[0]["classified"] == 2
+    assert log.flush() == 0  # nothing left over, and nothing written twice
+
+
+def test_flush_at_exit_writes_the_buffer_and_says_what_it_could_not(database, monkeypatch, caplog):
+    import classifier.stats as stats_module
+
+    log = DecisionLog(database, interval=60)
+    log.record("forum", [served("a", "block")], at=DAY1)
+    assert log.flush_at_exit() == 1
+    assert overturn_stats(database, now=DAY1)[0]["classified"] == 1
+
+    def insert_away(conn, rows):
+        raise away()
+
+    monkeypatch.setattr(stats_module, "_insert", insert_away)
+    log.record("forum", [served("b", "block"), served("c", "block")], at=DAY1)
+    assert log.flush_at_exit() == 0
+    assert "2 decisions could not be written before exit and are lost" in caplog.text
+    monkeypatch.undo()
+    assert log.flush() == 2  # no rows left for the real exit of the test run
+
+    inherited = DecisionLog(database, interval=60)  # as a forked child holds its parent's log
+    inherited._rows = [("forum", "d", "v1", "spam", "block", 0.9, DAY1)]
+    assert inherited.flush_at_exit() == 0 and inherited._rows
+
+
+def test_failing_writes_are_logged_when_they_start_and_stop_with_the_cause_and_no_sql(database, monkeypatch, caplog):
+    """A database that was away left only `last_error`, which nothing logged: no trace of why
+    statistics stopped, nor that they came back."""
+    import classifier.stats as stats_module
+
+    real_insert = stats_module._insert
+    down = [True]
+
+    def flaky_insert(conn, rows):
+        if down[0]:
+            raise away()
+        real_insert(conn, rows)
+
+    monkeypatch.setattr(stats_module, "_insert", flaky_insert)
+    log = DecisionLog(database, interval=60)
+    for post_id in "abc":
+        log.record("forum", [served(post_id, "block")], at=DAY1)
+        assert log.flush() == 0
+    failures = [r.getMessage() for r in caplog.records if "writing decisions" in r.getMessage()]
+    assert failures == ["writing decisions failed: OperationalError: connection refused"]
+    assert "secret-param" not in caplog.text and "INSERT" not in caplog.text
+    down[0] = False
+    assert log.flush() == 3 and log.flush() == 0
+    log.record("forum", [served("d", "block")], at=DAY1)
+    assert log.flush() == 1
+    recovered = [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+    assert recovered == ["writing decisions works again"]
+
+
+def test_the_first_rows_dropped_for_want_of_room_are_logged_once(database, monkeypatch, caplog):
+    import classifier.stats as stats_module
+
+    monkeypatch.setattr(stats_module, "_insert", lambda conn, rows: (_ for _ in ()).throw(away()))
+    log = DecisionLog(database, interval=60, max_buffer=2)
+    log.record("forum", [served("a", "block"), served("b", "block")], at=DAY1)
+    for post_id in "cde":
+        log.record("forum", [served(post_id, "block")], at=DAY1)
+    assert log.flush() == 0
+    log.record("forum", [served("f", "block")], at=DAY1)
+    assert log.dropped == 4
+    dropping = [r.getMessage() for r in caplog.records if r.getMessage().startswith("dropping decisions")]
+    assert dropping == ["dropping decisions: 2 wait for the database, the most this process keeps (1 dropped so far)"]
+    monkeypatch.undo()
+    assert log.flush() == 2
+
+
+def test_an_outage_log_reminds_while_it_lasts_and_names_a_new_cause_at_once(caplog):
+    import logging
+    import time
+
+    from classifier.errors import StoreError
+    from classifier.stats import OutageLog
+
+    outage = OutageLog("checking things", logging.getLogger("test.outage"), remind_every=0.2)
+    for _ in range(3):
+        outage.failed(away())
+    time.sleep(0.25)
+    outage.failed(away())
+    try:
+        try:
+            raise away(params=()) from None
+        except Exception:
+            raise StoreError("database unreachable: OperationalError") from None
+    except StoreError as exc:  # the cause a StoreError hides behind `from None` is found
+        outage.failed(type(exc)("x"))
+        outage.failed(exc)
+    outage.recovered()
+    outage.recovered()
+    assert [r.getMessage() for r in caplog.records] == [
+        "checking things failed: OperationalError: connection refused",
+        "checking things failed: OperationalError: connection refused (2 more times since the last line)",
+        "checking things failed: StoreError: x",
+        "checking things failed: OperationalError: connection refused",
+        "checking things works again",
+    ]
