@@ -43,14 +43,22 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
-_PASSWORD = re.compile(r"(://[^:/?#@]*:).*@")  # up to the last "@": a raw password may hold one
+_QUERY_PASSWORD = re.compile(r"(?i)((?:^|[?&])password=)[^&#]*")
 
 
 def redact_password(url: str) -> str:
     """The URL with its password (if any) shown as ***: error lines end up in logs and terminals.
-    Done on the text, since a URL that does not parse is the one an error line names."""
-    address, question, query = url.partition("?")
-    return _PASSWORD.sub(r"\1***@", address, count=1) + question + query
+
+    Done on the text, since a URL that does not parse is the one an error line names. A raw
+    password may hold "@", "/", "?" or "#", so it runs to the last "@" of the URL (a host holds
+    none); a `password=` query parameter (libpq takes one) is hidden too.
+    """
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    colon = rest.find(":", 0, at)
+    if sep and at != -1 and colon != -1 and not set(rest[:colon]) & set("/?#"):
+        rest = rest[:colon + 1] + "***" + rest[at:]
+    return _QUERY_PASSWORD.sub(r"\1***", scheme + sep + rest)
 
 
 def storable_text(text: str | None) -> str | None:

@@ -95,10 +95,11 @@ class OutageLog:
 class DecisionLog:
     """Buffers decisions and writes them every `interval` seconds or `batch` rows, whichever first.
 
-    A graceful stop of `postsieve serve` loses nothing: gunicorn's `worker_exit` hook calls
-    `flush_at_exit` (another server should call it as it stops; it is not left to the interpreter's
+    A graceful stop of `postsieve serve` writes what each worker holds, while the database takes
+    writes (if it does not, the rows are lost with a warning): gunicorn's `worker_exit` hook calls
+    `flush_at_exit`. Another server should call it as it stops; it is not left to the interpreter's
     exit handlers, which would keep every log ever made alive and write to databases long gone
-    when a test run or a tool that built many apps ends). A crash or SIGKILL loses
+    when a test run or a tool that built many apps ends. A crash or SIGKILL loses
     what arrived since the last write, about the last second while the database takes writes;
     never a label (labels are written by the feedback store before it answers). The writer
     thread belongs to the process that started it, so a forked gunicorn worker starts its own on

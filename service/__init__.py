@@ -25,21 +25,23 @@ __all__ = ["create_app"]
 
 class JSONProvider(DefaultJSONProvider):
     """Flask's JSON with keys in the order the code builds them (the output contract's order,
-    as the command line writes it) and one compact encoder built once per app: `jsonify` builds
-    a new encoder for every response, a sixth of the JSON cost of a classify answer."""
+    as the command line writes it) and one compact encoder kept per app (made again if
+    `ensure_ascii` or `sort_keys` change): `jsonify` builds a new encoder for every response, a
+    sixth of the JSON cost of a classify answer."""
 
     sort_keys = False
 
-    def __init__(self, app: Flask):
-        super().__init__(app)
-        self._encoder = json.JSONEncoder(ensure_ascii=self.ensure_ascii, separators=(",", ":"),
-                                         default=self.default)
+    _encoder: json.JSONEncoder | None = None
 
     def response(self, *args, **kwargs):
         if self.compact is False or (self.compact is None and self._app.debug):
             return super().response(*args, **kwargs)  # indented, for people reading it
+        encoder = self._encoder
+        if encoder is None or (encoder.ensure_ascii, encoder.sort_keys) != (self.ensure_ascii, self.sort_keys):
+            encoder = self._encoder = json.JSONEncoder(ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys,
+                                                       separators=(",", ":"), default=self.default)
         obj = self._prepare_response_obj(args, kwargs)
-        return self._app.response_class(f"{self._encoder.encode(obj)}\n", mimetype=self.mimetype)
+        return self._app.response_class(f"{encoder.encode(obj)}\n", mimetype=self.mimetype)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -61,15 +63,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         "postsieve.database": database,
         "postsieve.feedback": FeedbackStore(database),
         "postsieve.decision_log": DecisionLog(database),
-        "postsieve.keys": KeyCache(keys, ttl=float(app.config["KEY_CACHE_SECONDS"])),
+        # A database outage is logged with its cause (the 503 names only its type): once when it
+        # starts, a reminder a minute, once when the database answers again.
+        "postsieve.keys": KeyCache(keys, ttl=float(app.config["KEY_CACHE_SECONDS"]),
+                                   outages=OutageLog("checking an API key", app.logger)),
         "postsieve.ratelimiter": RateLimiter(),
         "postsieve.metrics": Metrics(),
         "postsieve.trust_policy": TrustPolicy(trust_level=app.config["TRUSTED_TRUST_LEVEL"],
                                               reputation=app.config["TRUSTED_REPUTATION"]),
-        # A database outage in the log: once when it starts, a reminder a minute, once when over.
-        # A key answered from the cache says nothing about the database, so key checks have no
-        # "works again" line; /readyz's check does.
-        "postsieve.key_check_failures": OutageLog("checking an API key", app.logger),
         "postsieve.readyz_database": OutageLog("the database check of /readyz", app.logger),
     })
     registry = ModelRegistry(app.config["MODEL_DIR"], check_interval=float(app.config["MODEL_CHECK_INTERVAL"]))

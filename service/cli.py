@@ -43,18 +43,10 @@ def serve(host, port, workers, timeout):
     for warning in warnings:
         click.echo(f"postsieve: warning: {warning}", err=True)
     address = f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
-    model = load_selected_model(None)  # trains on first use, with progress on stderr
-    try:
-        Database(workflow.database_url()).upgrade()
-    except ClassifierError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"postsieve: starting gunicorn on http://{address} with model {model.version} "
-               f"from {workflow.models_dir()}", err=True)
-    workers = workers or os.cpu_count() or 1
-    os.environ.setdefault("POSTSIEVE_MODEL_DIR", str(workflow.models_dir()))
-    # Workers write their metrics to files here and /metrics sums them (prometheus_client's
-    # multiprocess mode). A fresh directory per server, so counts start at zero, removed when
-    # gunicorn exits; an operator's own PROMETHEUS_MULTIPROC_DIR is used (emptied) instead.
+    # Workers write their metrics to files in PROMETHEUS_MULTIPROC_DIR and /metrics sums them
+    # (prometheus_client's multiprocess mode). An operator's own directory is made and emptied
+    # here, before the model loads (training may take minutes), so a bad one is said at once;
+    # otherwise a fresh one is made just before gunicorn starts, which removes it as it exits.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         try:
@@ -64,7 +56,16 @@ def serve(host, port, workers, timeout):
         except OSError as exc:
             raise click.ClickException(f"PROMETHEUS_MULTIPROC_DIR {metrics_dir}: "
                                        f"{exc.strerror or type(exc).__name__}") from None
-    else:
+    model = load_selected_model(None)  # trains on first use, with progress on stderr
+    try:
+        Database(workflow.database_url()).upgrade()
+    except ClassifierError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"postsieve: starting gunicorn on http://{address} with model {model.version} "
+               f"from {workflow.models_dir()}", err=True)
+    workers = workers or os.cpu_count() or 1
+    os.environ.setdefault("POSTSIEVE_MODEL_DIR", str(workflow.models_dir()))
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # a fresh one, so counts start at zero
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="postsieve-metrics-")
         os.environ["POSTSIEVE_REMOVE_METRICS_DIR"] = "1"
     args = [sys.executable, "-m", "gunicorn", "--preload", "--workers", str(workers),

@@ -119,12 +119,15 @@ def check_types(config) -> None:
         if value is None and (default is None or setting.nullable):
             continue
         if default is None:  # a path or URL, or left unset for the data directory's default
+            if isinstance(value, os.PathLike):  # create_app({"MODEL_DIR": tmp_path}) in a test or script
+                value = config[setting.name] = os.fspath(value)
             ok, kind = isinstance(value, str), "a string"
         elif isinstance(default, bool):
             ok, kind = isinstance(value, bool), "true or false"
         elif isinstance(default, (int, float)):
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                  and value >= setting.minimum)  # Infinity: a revoked key trusted until restart
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and (isinstance(value, int) or math.isfinite(value))  # Infinity: a revoked key trusted until restart
+                  and value >= setting.minimum)
             ok = ok and (isinstance(value, int) or isinstance(default, float))
             kind = ("a finite number" if isinstance(default, float) else "an integer") + f" >= {setting.minimum}"
         else:

@@ -23,6 +23,7 @@ from classifier.database import Database
 from classifier.errors import ClassifierError, StoreError
 from classifier.feedback import identifier_problem
 from classifier.schema import api_keys
+from classifier.stats import OutageLog
 
 #: `admin` implies the other two.
 SCOPES = ("classify", "feedback", "admin")
@@ -153,10 +154,12 @@ class KeyStore:
 class KeyCache:
     """Recently verified keys, so most requests skip the database; a revocation is seen within `ttl` s."""
 
-    def __init__(self, store: KeyStore, *, ttl: float = 5.0, max_entries: int = 10_000):
+    def __init__(self, store: KeyStore, *, ttl: float = 5.0, max_entries: int = 10_000,
+                 outages: OutageLog | None = None):
         self.store = store
         self.ttl = ttl
         self.max_entries = max_entries
+        self.outages = outages  # told of every store answer and failure, not of cache hits
         self._entries: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
 
@@ -166,7 +169,14 @@ class KeyCache:
         hit = self._entries.get(cache_key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        key = self.store.verify(plain)
+        try:
+            key = self.store.verify(plain)
+        except StoreError as exc:
+            if self.outages is not None:
+                self.outages.failed(exc)
+            raise
+        if self.outages is not None:
+            self.outages.recovered()
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()

@@ -315,6 +315,7 @@ def test_serve_refuses_a_bad_port_or_timeout_before_anything_else(tmp_path, args
 
 
 def test_serve_names_a_misspelt_setting_and_a_metrics_directory_it_cannot_make(tmp_path, corpus_file):
+    """Both before the model loads: nothing trained, nothing in the data directory."""
     data = tmp_path / "data"
     data.mkdir()
     blocker = tmp_path / "file"
@@ -323,10 +324,11 @@ def test_serve_names_a_misspelt_setting_and_a_metrics_directory_it_cannot_make(t
                env_extra={"POSTSIEVE_DATA_DIR": str(data), "POSTSIEVE_CORPUS": str(corpus_file),
                           "POSTSIEVE_DATABASE_URL": "", "POSTSIEVE_MAX_BATCHES": "5",
                           "PROMETHEUS_MULTIPROC_DIR": str(blocker / "metrics")})
-    lines = proc.stderr.strip().splitlines()
-    assert lines[0] == ("postsieve: warning: POSTSIEVE_MAX_BATCHES is not a postsieve setting and is ignored "
-                        "(did you mean POSTSIEVE_MAX_BATCH?)")
-    assert proc.returncode == 1 and lines[-1] == f"Error: PROMETHEUS_MULTIPROC_DIR {blocker / 'metrics'}: Not a directory"
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        "postsieve: warning: POSTSIEVE_MAX_BATCHES is not a postsieve setting and is ignored "
+        "(did you mean POSTSIEVE_MAX_BATCH?)",
+        f"Error: PROMETHEUS_MULTIPROC_DIR {blocker / 'metrics'}: Not a directory"]
+    assert list(data.iterdir()) == []
 
 
 def test_feedback_export_into_a_closed_pipe_ends_quietly(tmp_path):

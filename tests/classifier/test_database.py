@@ -46,12 +46,23 @@ def test_bad_urls_are_one_clear_error(url, message):
     "postgresql://postgres:s3cretpw@127.0.0.1:54x2/test",  # a port that is not a number
     "post gres://forum:s3cretpw@db/x",  # does not parse: SQLAlchemy's message quotes it whole
     "postgresql://forum:s3c@retpw@db:x/test",  # a raw "@" in the password
+    "postgresql://forum:s3c?retpw@db:x/test",  # a raw "?" (it was taken for the query)
+    "postgresql://forum:s3c#re/tpw@db:x/test",
 ])
 def test_an_error_about_a_url_never_shows_its_password(url):
     with pytest.raises(StoreError) as caught:
         normalise_url(url)
     assert "cannot use database URL" in str(caught.value) and ":***@" in str(caught.value)
     assert "s3c" not in str(caught.value) and "retpw" not in str(caught.value)
+
+
+def test_a_password_in_the_query_is_hidden_too():
+    from classifier.database import redact_password
+
+    assert redact_password("postgresql://forum@db/x?sslmode=require&password=s3cret") == \
+        "postgresql://forum@db/x?sslmode=require&password=***"
+    assert redact_password("sqlite:///var/postsieve.db") == "sqlite:///var/postsieve.db"
+    assert redact_password("postgresql://forum@db:5432/x") == "postgresql://forum@db:5432/x"
 
 
 def test_a_missing_driver_is_one_clear_error():

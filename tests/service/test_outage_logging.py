@@ -44,7 +44,8 @@ def test_a_key_check_the_database_cannot_answer_is_logged_with_its_cause_not_per
                                                                                           caplog):
     """A key check answered "cannot check the key: ... OperationalError" and nothing said why."""
     key = make_key("classify", "feedback")
-    move_database(app, NOBODY_LISTENS)
+    app.extensions["postsieve.keys"].ttl = 0  # every request asks the database
+    home = move_database(app, NOBODY_LISTENS)
     for _ in range(5):
         body = assert_error_shape(client.post("/v1/feedback", json=dict(POST, label="ok"), headers=bearer(key)), 503)
         assert body["error"] == "cannot check the key: cannot read API keys: OperationalError"
@@ -52,3 +53,11 @@ def test_a_key_check_the_database_cannot_answer_is_logged_with_its_cause_not_per
     assert len(lines) == 1 and lines[0].startswith("checking an API key failed: OperationalError: ")
     assert "Connection refused" in lines[0]
     assert PASSWORD not in caplog.text and key not in caplog.text and "SELECT" not in caplog.text
+    # back: said once, so the next outage is a line of its own, not folded into this one
+    move_database(app, home.render_as_string(hide_password=False))
+    for _ in range(2):
+        assert client.post("/v1/feedback", json=dict(POST, label="ok"), headers=bearer(key)).status_code in (200, 201)
+    assert [line for line in warnings(caplog) if "API key" in line][1:] == ["checking an API key works again"]
+    move_database(app, NOBODY_LISTENS)
+    client.post("/v1/feedback", json=dict(POST, label="ok"), headers=bearer(key))
+    assert len([line for line in warnings(caplog) if "API key failed" in line]) == 2
