@@ -89,7 +89,10 @@ class ModelRegistry:
                 log.warning("refused model %s (still serving %s): %s", wanted, held, self.last_error)
                 return False
             with self._lock:
+                previous = self._model.version if self._model is not None else None
                 self._model, self._name, self.last_error, self._failed = model, wanted, None, None
+            if previous is not None:  # a switch while serving: say when each worker took it
+                log.info("now serving model %s (was %s)", model.version, previous)
             return True
         finally:
             self._load_lock.release()

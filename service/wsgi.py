@@ -1,8 +1,21 @@
 """WSGI entry point for servers that want a module attribute: `gunicorn service.wsgi:app`."""
+import logging
+
 from classifier.errors import ArtifactError
 from classifier.types import Post
 
 from . import create_app
+
+# The library's lines (a model switched or refused, decisions that could not be written) in the
+# server's log with a time, the process and a level, as gunicorn's own lines have; without a
+# handler Python printed the bare message, and info lines not at all.
+_library_log = logging.getLogger("classifier")
+if not _library_log.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                                            "%Y-%m-%d %H:%M:%S %z"))
+    _library_log.addHandler(_handler)
+    _library_log.setLevel(logging.INFO)
 
 app = create_app()
 

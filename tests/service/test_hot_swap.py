@@ -303,5 +303,10 @@ def test_activation_and_rollback_under_load_fail_no_request(default_models_dir, 
     assert len(per_worker) == 2, per_worker.keys()
     for pid, sequence in per_worker.items():
         assert sequence == [v1, v2, v1], f"worker {pid} served {sequence}"
-    # Each worker refused the tampered version itself, and said so on stderr.
-    assert server_err.read_text().count(f"refused model {v2} (still serving {v1})") >= 2
+    # Each worker refused the tampered version itself, and said so on stderr; each switch is
+    # logged by every worker, with the time, the worker's pid and the level.
+    log_text = server_err.read_text()
+    assert log_text.count(f"refused model {v2} (still serving {v1})") >= 2
+    for pid in per_worker:
+        for line in (f"now serving model {v2} (was {v1})", f"now serving model {v1} (was {v2})"):
+            assert f"] [{pid}] [INFO] classifier.registry: {line}" in log_text, (pid, line)
