@@ -37,7 +37,7 @@ def current_model():
         model = ext("registry").current()
     except ArtifactError as exc:
         raise APIError(503, f"no model available: {exc}") from None
-    ext("metrics").serving(model.version)
+    ext("metrics").serving(model.version, ext("registry").last_error is not None)
     return model
 
 
@@ -189,6 +189,7 @@ def _record_decisions(metrics, decision_log, source: str, results: list, out: li
     for scored in results:
         metrics.observe_scored(scored)
     decision_log.record(source, out)
+    metrics.observe_decision_log(decision_log)
 
 
 @bp.post("/v1/classify")
@@ -308,11 +309,13 @@ def readyz():
 @bp.get("/metrics")
 def metrics():
     """Prometheus text format, summed over all workers."""
+    registry, recorder = ext("registry"), ext("metrics")
     try:  # an idle worker reports the version it holds too, not only after its first classify
-        ext("metrics").serving(ext("registry").current().version)
+        recorder.serving(registry.current().version, registry.last_error is not None)
     except ArtifactError:
         pass
-    body, content_type = ext("metrics").render()
+    recorder.observe_decision_log(ext("decision_log"))
+    body, content_type = recorder.render()
     return Response(body, content_type=content_type)
 
 

@@ -300,6 +300,29 @@ def test_metrics_count_requests_decisions_and_model_version(client):
     assert f'postsieve_model_info{{version="{version}"}} 1.0' in text
 
 
+
+def test_metrics_say_when_a_version_is_refused_and_when_decisions_are_not_written(app, client, tiny_models_dir):
+    """Nothing in /metrics showed either: Prometheus could not alert on a refused model or on
+    statistics that stopped being written."""
+    client.post("/v1/classify", json=POST)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "postsieve_model_load_error 0.0" in text and "postsieve_decision_log_failing 0.0" in text
+    assert "postsieve_decisions_dropped_total 0.0" in text
+    registry = app.extensions["postsieve.registry"]
+    (tiny_models_dir / "ACTIVE").write_text("../elsewhere\n")
+    registry.reload_if_changed()
+    decision_log = app.extensions["postsieve.decision_log"]
+    decision_log.flush()  # nothing buffered: the writer thread has nothing to write, nor state to reset
+    decision_log.last_error, decision_log.dropped = "OperationalError", 7
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "postsieve_model_load_error 1.0" in text and "postsieve_decision_log_failing 1.0" in text
+    assert "postsieve_decisions_dropped_total 7.0" in text
+    decision_log.last_error, decision_log.dropped = None, 9
+    client.post("/v1/classify", json=POST)  # counted after the response, as every request is
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "postsieve_decision_log_failing 0.0" in text and "postsieve_decisions_dropped_total 9.0" in text
+
+
 def test_bookkeeping_runs_after_the_response_is_sent(app):
     """Metrics and the decision log wait until the server closes the response (as gunicorn does
     once the answer is out), so they never delay the forum."""
