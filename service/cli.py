@@ -24,10 +24,14 @@ from .keys import SCOPES, KeyStore
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="gunicorn worker processes (default: CPU cores).")
 @click.option("--timeout", default=30, show_default=True, type=click.IntRange(min=0),
               help="Seconds a worker may spend on one request before gunicorn restarts it (0: no limit).")
-def serve(host, port, workers, timeout):
+@click.option("--no-train", is_flag=True,
+              help="Refuse to start when the models directory holds no model, instead of training the "
+                   "default one (for a models directory mounted from elsewhere).")
+def serve(host, port, workers, timeout, no_train):
     """Serve the HTTP API with gunicorn (never the Flask development server).
 
-    Trains the default model first if the models directory has none. gunicorn loads the app once
+    Trains the default model first if the models directory has none (unless --no-train: then a
+    mistyped path or a failed mount stops it, rather than serving a fresh model). gunicorn loads the app once
     in the master (--preload) so workers share the model's memory and the rate limits; SIGTERM
     shuts down gracefully. Settings come from POSTSIEVE_* variables (docs/configuration.md).
 
@@ -56,7 +60,8 @@ def serve(host, port, workers, timeout):
         except OSError as exc:
             raise click.ClickException(f"PROMETHEUS_MULTIPROC_DIR {metrics_dir}: "
                                        f"{exc.strerror or type(exc).__name__}") from None
-    model = load_selected_model(None)  # trains on first use, with progress on stderr
+    # trains on first use, with progress on stderr, unless --no-train
+    model = load_selected_model(str(workflow.models_dir()) if no_train else None)
     try:
         Database(workflow.database_url()).upgrade()
     except ClassifierError as exc:

@@ -331,6 +331,24 @@ def test_serve_names_a_misspelt_setting_and_a_metrics_directory_it_cannot_make(t
     assert list(data.iterdir()) == []
 
 
+
+@pytest.mark.parametrize("models", ["empty", "missing"])
+def test_serve_with_no_train_refuses_a_models_directory_without_a_model(tmp_path, models):
+    """A mistyped POSTSIEVE_MODEL_DIR or a failed mount: without --no-train, a default model is
+    trained and served from it without a word of warning."""
+    data, models_dir = tmp_path / "data", tmp_path / "models"
+    data.mkdir()
+    if models == "empty":
+        models_dir.mkdir()
+    proc = run("serve", "--no-train", "--port", "8734", check=False,
+               env_extra={"POSTSIEVE_DATA_DIR": str(data), "POSTSIEVE_MODEL_DIR": str(models_dir),
+                          "POSTSIEVE_DATABASE_URL": ""})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] in (
+        f"Error: no model in {models_dir}; run `postsieve train`", f"Error: {models_dir}: no such model directory")
+    assert not models_dir.exists() or list(models_dir.iterdir()) == []
+
+
 def test_feedback_export_into_a_closed_pipe_ends_quietly(tmp_path):
     """`postsieve feedback export -o - | head`: the reader stops early; no 'Broken pipe' error."""
     labels = tmp_path / "labels.jsonl"
