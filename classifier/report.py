@@ -325,24 +325,41 @@ def gate_section(gate: Mapping | None) -> str:
                "there was no active version to compare with")
     candidate, current = gate.get("candidate") or {}, gate.get("active") or {}
     margins, failures = gate.get("margins") or {}, [str(f) for f in gate.get("failures") or []]
+    skipped = [str(s) for s in gate.get("skipped") or []]
+    labels, least = candidate.get("n"), margins.get("min_labels")
+    too_few = _is_number(labels) and _is_number(least) and labels < least  # the gate stopped there
     names = set(candidate) | set(current) | set(margins)
+    if "min_labels" in margins:
+        names.discard("n")  # the held-out label count is the min_labels row's candidate value
     ordered = [m for m in GATE_METRICS if m in names] + sorted(names - set(GATE_METRICS), key=str)
+    fail, ok = _Html('<span class="fail">fail</span>'), _Html('<span class="pass">pass</span>')
     rows = []
     for name in ordered:
         c, a = candidate.get(name), current.get(name)
         delta = c - a if _is_number(c) and _is_number(a) else None
         named = re.compile(rf"(?<![\w]){re.escape(name)}(?![\w])")
-        if any(named.search(f) for f in failures):
-            result = _Html('<span class="fail">fail</span>')
-        elif name in margins:
-            result = _Html('<span class="pass">pass</span>')
-        else:
+        if name == "min_labels":  # held-out labels the gate had, against the least it judges on
+            c, result = labels, (fail if too_few else ok)
+        elif any(named.search(f) for f in failures):
+            result = fail
+        elif name not in margins:
             result = "not gated"
+        elif too_few or not current:  # stopped at too few labels, or no active model to compare with
+            result = "not compared"
+        elif any(entry.startswith(f"{name}:") for entry in skipped):
+            result = "not measured"  # the held-out labels cannot measure it
+        else:
+            result = ok
+        if name == "min_labels":  # counts, not scores
+            rows.append((name, "-" if c is None else str(c), "-", "-", str(least), result))
+            continue
         rows.append((name, _num(c), _num(a), _num(delta, signed=True), _num(margins.get(name)), result))
     body = (f'<p class="verdict {cls}">Gate {_text(verdict)}: {_text(against)}.</p>\n' +
             _table(["metric", "candidate", "active", "difference", "allowed margin", "result"], rows))
     body += _p("Difference is candidate minus active. A metric fails when the candidate is worse than the "
-               "active model by more than its allowed margin.")
+               "active model by more than its allowed margin. min_labels: the held-out labels the gate "
+               "had, against the least it judges on; with fewer it compares nothing. A metric the held-out "
+               "labels cannot measure (no off-topic label among them, say) is not measured.")
     if failures:
         body += "<h3>Failures</h3>\n<ul>" + "".join(f"<li>{_text(f)}</li>" for f in failures) + "</ul>"
     return _section("gate", "Gate: candidate vs active", body)

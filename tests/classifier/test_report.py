@@ -214,6 +214,36 @@ def test_gate_table_compares_every_metric_and_marks_failures():
     assert "block_precision fell by 0.0060" in text
 
 
+def real_gate(candidate: dict, active: dict | None) -> dict:
+    """A gate result as retraining stores it: compare()'s verdict with every margin."""
+    from classifier.gate import GateMargins, compare, margins_dict
+
+    margins = GateMargins()
+    gate = compare(candidate, active, margins)
+    gate.update({"active_version": "20261101-000000-aaaaaaaa" if active else None, "margins": margins_dict(margins)})
+    return gate
+
+
+def test_gate_table_shows_too_few_labels_as_the_failure_and_nothing_else_as_passed():
+    """It said "pass" on min_labels, the check that failed, and on metrics never compared."""
+    scores = {"spam_recall_at_block": 0.7, "block_precision": 1.0, "off_topic_roc_auc": 0.9, "spam_roc_auc": 0.95}
+    gate = real_gate({"n": 8, **scores}, {"n": 8, **scores})
+    by_name = {r[0]: r[1:] for r in Page(gate_section(gate)).table("gate", "metric")}
+    assert by_name["min_labels"][0] == "8" and by_name["min_labels"][-1] == "fail"
+    assert "n" not in by_name
+    assert {by_name[m][-1] for m in scores} == {"not compared"}
+
+
+def test_gate_table_says_which_metrics_the_labels_could_not_measure():
+    candidate = {"n": 40, "spam_recall_at_block": 0.7, "block_precision": 1.0, "off_topic_roc_auc": None,
+                 "spam_roc_auc": 0.95}
+    gate = real_gate(candidate, dict(candidate))
+    assert gate["passed"] and gate["skipped"]
+    by_name = {r[0]: r[1:] for r in Page(gate_section(gate)).table("gate", "metric")}
+    assert by_name["off_topic_roc_auc"][-1] == "not measured"
+    assert by_name["spam_roc_auc"][-1] == "pass" and by_name["min_labels"][-1] == "pass"
+
+
 @pytest.mark.parametrize("changes, verdict", [
     ({"passed": True, "failures": []}, "Gate passed"),
     ({"forced": True}, "Gate failed, and was forced through"),
