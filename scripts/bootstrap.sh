@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment and install postsieve into it (editable, with test
 # extras). Used by `./run serve` and `./run test` (and the Makefile); safe to run again (it only reinstalls when
-# pyproject.toml changed). On a bare Debian/Ubuntu machine whose Python lacks the venv module, it
+# pyproject.toml, setup.py or classifier/_fastcount.c changed). On a bare Debian/Ubuntu machine whose Python lacks the venv module, it
 # installs python3-venv with apt-get (as root, or through sudo) and says so.
 #
 # `bootstrap.sh test` (what `./run test` runs) also makes sure a headless Chromium is there: the
@@ -61,12 +61,17 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "bootstrap: installing postsieve and its dependencies into $VENV" >&2
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
+# The editable install builds the compiled step next to its source. An earlier build is removed
+# first: when the C source no longer compiles, the old module would otherwise still import, and
+# the tests would run yesterday's C code.
+rm -f classifier/_fastcount.*.so classifier/_fastcount.*.pyd
 "$VENV/bin/python" -m pip install --quiet -e '.[test]'
 # pip --quiet hides setuptools' note when the optional C extension could not be built: say it here.
 if "$VENV/bin/python" -c 'import classifier._fastcount' 2>/dev/null; then
   echo "bootstrap: the compiled scoring step (classifier/_fastcount.c) is built" >&2
 else
-  echo "bootstrap: no C compiler found, so scoring uses its numpy path (the same results, slower);" \
-       "install gcc, then run '$VENV/bin/pip install -e .' to build the compiled step" >&2
+  echo "bootstrap: the compiled scoring step could not be built (no C compiler, no Python headers, or" \
+       "an error in classifier/_fastcount.c), so scoring uses its numpy path (the same results, slower);" \
+       "run '$VENV/bin/pip install -e .' to see why" >&2
 fi
 touch "$STAMP"
