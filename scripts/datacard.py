@@ -1,7 +1,7 @@
 """Regenerate the tables of training_data/DATACARD.md from the corpus files.
 
 Only the part between the `<!-- generated -->` markers is rewritten; the prose around it is
-written by hand.   python scripts/datacard.py
+written by hand.   .venv/bin/python scripts/datacard.py
 """
 from __future__ import annotations
 
