@@ -57,6 +57,18 @@ class Corpus:
         counts = Counter(e.label for e in self.examples)
         return {label: counts.get(label, 0) for label in LABELS}
 
+    def repeated_texts(self) -> list[list[str]]:
+        """Ids of posts that share a title and body (case and spacing aside), one list per text.
+
+        Copies can land in different folds of the out-of-fold evaluation, where one is scored
+        by a model trained on the other: the held-out numbers then flatter the model.
+        """
+        ids: dict[tuple[str, str], list[str]] = {}
+        for e in self.examples:
+            text = (" ".join(e.post.title.casefold().split()), " ".join(e.post.body.casefold().split()))
+            ids.setdefault(text, []).append(str(e.post.id))
+        return [group for group in ids.values() if len(group) > 1]
+
     def kind_counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, Counter] = {label: Counter() for label in LABELS}
         for e in self.examples:

@@ -62,6 +62,11 @@ def train_and_save(corpus_paths: Iterable[str | Path], out_dir: str | Path, *,
     say = progress or (lambda message: None)
     corpus = load_corpus(corpus_paths)
     say(f"read {len(corpus.examples)} labelled posts from {len(corpus.files)} file(s)")
+    repeated = corpus.repeated_texts()
+    if repeated:
+        shown = "; ".join(" = ".join(group) for group in repeated[:5]) + ("; ..." if len(repeated) > 5 else "")
+        say(f"warning: {len(repeated)} text(s) appear more than once ({shown}): copies can land in different "
+            "folds and flatter the held-out numbers; remove one, or give them the same group")
     result = train_model(corpus.examples, params, progress=say)
     try:  # the model active when training started is the new version's parent, as for retrain
         parent = artifacts.active_version(out_dir)

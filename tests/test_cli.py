@@ -349,6 +349,18 @@ def test_serve_with_no_train_refuses_a_models_directory_without_a_model(tmp_path
     assert not models_dir.exists() or list(models_dir.iterdir()) == []
 
 
+
+def test_train_warns_about_a_text_that_appears_twice(tmp_path, corpus_file):
+    corpus = tmp_path / "corpus.jsonl"
+    lines = corpus_file.read_text().splitlines()
+    twin = json.loads(lines[0]) | {"id": "twin-of-the-first"}
+    corpus.write_text("\n".join([*lines, json.dumps(twin)]) + "\n")
+    proc = run("train", str(corpus), "--out", str(tmp_path / "models"))
+    first = json.loads(lines[0])["id"]
+    assert (f"warning: 1 text(s) appear more than once ({first} = twin-of-the-first): copies can land in "
+            "different folds") in proc.stderr
+
+
 def test_feedback_export_into_a_closed_pipe_ends_quietly(tmp_path):
     """`postsieve feedback export -o - | head`: the reader stops early; no 'Broken pipe' error."""
     labels = tmp_path / "labels.jsonl"

@@ -28,6 +28,23 @@ def test_load_corpus_counts_and_hash(tmp_path):
     assert load_corpus([tmp_path]).sha256 != corpus.sha256
 
 
+def test_repeated_texts_are_found_whatever_their_case_and_spacing(tmp_path):
+    write(tmp_path / "a.jsonl", [
+        json.dumps({"id": "a", "title": "", "body": "Which Fiji version?  Help > About.", "label": "ok"}),
+        json.dumps({"id": "b", "title": "", "body": "which fiji version? help > about.", "label": "spam"}),
+        json.dumps({"id": "c", "title": "Which Fiji version?", "body": "Help > About.", "label": "ok"}),
+        json.dumps({"id": "d", "title": "", "body": "Something else entirely.", "label": "ok"}),
+    ])
+    assert load_corpus([tmp_path]).repeated_texts() == [["a", "b"]]
+
+
+def test_the_bundled_corpus_holds_no_text_twice():
+    """A copy in another fold is scored by a model trained on its twin (one was found, and rewritten)."""
+    from classifier.dataset import bundled_corpus_dir
+
+    assert load_corpus([bundled_corpus_dir()]).repeated_texts() == []
+
+
 @pytest.mark.parametrize("line, match", [
     ("{not json", r"a.jsonl:2: malformed JSON"),
     (json.dumps({"id": "x", "title": "t", "body": "b", "label": "ham"}), r"a.jsonl:2: label must be one of"),
