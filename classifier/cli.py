@@ -144,6 +144,9 @@ def evaluate_command(labelled, model_path, json_out):
         corpus = load_corpus(labelled)
     except ClassifierError as exc:
         raise click.ClickException(str(exc)) from None
+    if corpus.sha256 == _training_data_sha256(model_path, model):
+        _progress("warning: these posts are the very data the model was trained on, so the numbers are "
+                  "in-sample and flatter it; its held-out numbers are in `postsieve models show`")
     report = evaluate(model, corpus.examples)
     if json_out == "-":
         click.echo(json.dumps(report, indent=2, allow_nan=False))
@@ -152,6 +155,17 @@ def evaluate_command(labelled, model_path, json_out):
     if json_out:
         Path(json_out).write_text(json.dumps(report, indent=2, allow_nan=False))
         click.echo(f"report written to {json_out}")
+
+
+def _training_data_sha256(model_path: str | None, model) -> str | None:
+    """The SHA-256 of the data a loaded model was trained on, from its manifest (None if unknown)."""
+    base = Path(model_path) if model_path else workflow.models_dir()
+    for manifest in (base / artifacts.MANIFEST_FILE, base / model.version / artifacts.MANIFEST_FILE):
+        try:
+            return json.loads(manifest.read_text())["training_data"]["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 @cli.command()

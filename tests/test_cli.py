@@ -257,6 +257,12 @@ def test_evaluate_prints_and_writes_json(models, corpus_file, tmp_path):
     assert "precision" in proc.stdout and "spam kind" in proc.stdout
     report = json.loads(out.read_text())
     assert report["n"] == 32 and "confusion_matrix" in report
+    # the very posts the model learned from: said, since the numbers flatter it
+    assert "warning: these posts are the very data the model was trained on" in proc.stderr
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(corpus_file.read_text().splitlines(keepends=True)[:20]))
+    proc = run("evaluate", str(other), "--model", str(active_dir(models)))
+    assert "warning" not in proc.stderr and "precision" in proc.stdout
 
 
 def test_first_use_trains_the_default_model(tmp_path, corpus_file, monkeypatch):
