@@ -14,8 +14,10 @@ test:
 	./run test $(ARGS)
 
 # Unit tests only (skips tests that need the trained default model, a real server or a notebook kernel).
+# Not through `./run test`: that also installs Chromium for the report's browser test, skipped here.
 test-fast:
-	./run test -m "not behaviour and not e2e and not notebooks" $(ARGS)
+	./scripts/bootstrap.sh && POSTSIEVE_DATA_DIR="$${POSTSIEVE_DATA_DIR:-$(CURDIR)/var}" \
+		.venv/bin/python -m pytest -m "not behaviour and not e2e and not notebooks" $(ARGS)
 
 bench: install
 	mkdir -p var
