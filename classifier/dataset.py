@@ -87,6 +87,9 @@ def example_from_record(record: dict) -> Example:
         promo = (promo,)
     if not isinstance(promo, (list, tuple)) or not all(isinstance(p, str) for p in promo):
         raise InvalidPost("promo must be a list of strings")
+    for p in promo:  # a promo sentence is lent to other posts by augmentation: one not in its post is a typo
+        if p not in post.title and p not in post.body:
+            raise InvalidPost(f"promo {p[:60]!r} is not in the post's title or body")
     return Example(post=post, label=label, kind=str(record.get("kind") or ""), promo=tuple(promo),
                    group=str(record.get("group") or ""), source="corpus")
 

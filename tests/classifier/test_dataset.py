@@ -51,6 +51,7 @@ def test_the_bundled_corpus_holds_no_text_twice():
     (json.dumps({"id": "x", "title": "t", "label": "ok"}), r"a.jsonl:2: body is required"),
     (json.dumps({"id": "x", "title": 3, "body": "b", "label": "ok"}), r"a.jsonl:2: title must be a string"),
     (rec(1), r"a.jsonl:2: duplicate id 'p1'"),
+    (rec(9, "spam", promo=["visit our shop"]), r"a.jsonl:2: promo 'visit our shop' is not in the post's title or body"),
 ])
 def test_load_corpus_names_file_and_line(tmp_path, line, match):
     write(tmp_path / "a.jsonl", [rec(1), line])
