@@ -101,10 +101,26 @@ def default_models_dir(tmp_path_factory) -> Path:
     """
     reuse = os.environ.get("POSTSIEVE_TEST_MODEL_DIR")
     if reuse:
+        _warn_if_trained_on_another_corpus(Path(reuse))
         return Path(reuse)
     out = tmp_path_factory.mktemp("models")
     train_and_save([ROOT / "training_data"], out)
     return out
+
+
+def _warn_if_trained_on_another_corpus(models_dir: Path) -> None:
+    """A reused model from before a corpus change tests yesterday's corpus: say so, once."""
+    import warnings
+
+    from classifier import artifacts, load_corpus
+
+    try:
+        trained_on = artifacts.read_manifest(models_dir / artifacts.active_version(models_dir))["training_data"]["sha256"]
+    except Exception:  # no model there: the tests that need one fail and say why
+        return
+    if trained_on != load_corpus([ROOT / "training_data"]).sha256:
+        warnings.warn(f"POSTSIEVE_TEST_MODEL_DIR={models_dir} was trained on another corpus than training_data/ "
+                      "holds now; unset it (or retrain into it) to test the current corpus", stacklevel=2)
 
 
 @pytest.fixture(scope="session")
