@@ -50,6 +50,8 @@ model_option = click.option(
 
 #: The seeds numpy's generators take (a seed outside it failed only once training had started).
 SEED = click.IntRange(0, 2**32 - 1)
+#: A precision or recall target: above 0, at most 1.
+TARGET = click.FloatRange(0.0, 1.0, min_open=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,22 +66,32 @@ def cli():
               help="Models directory to add the new version to (default: $POSTSIEVE_MODEL_DIR).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for folds and augmentation.")
 @click.option("--no-activate", is_flag=True, help="Save the new version without making it active.")
-def train(corpus, out_dir, seed, no_activate):
+@click.option("--block-precision", type=TARGET, default=TrainParams.block_precision, show_default=True,
+              help="Held-out precision the block cut-off must reach (the lowest cut-off that does).")
+@click.option("--review-recall", type=TARGET, default=TrainParams.review_recall, show_default=True,
+              help="Share of held-out spam the spam review cut-off must catch.")
+@click.option("--off-topic-precision", type=TARGET, default=TrainParams.off_topic_precision, show_default=True,
+              help="Held-out precision the off-topic review cut-off must reach (never below a score of 0.5).")
+def train(corpus, out_dir, seed, no_activate, block_precision, review_recall, off_topic_precision):
     """Train a model on labelled JSONL files and save it as a new version.
 
     CORPUS is one or more JSONL files or directories (default: $POSTSIEVE_CORPUS, else the
     bundled training_data/).
-    Prints the held-out (out-of-fold) metrics and the chosen thresholds.
+    Prints the held-out (out-of-fold) metrics and the chosen thresholds. The thresholds are chosen
+    on the held-out scores to meet the three targets; the stricter the block precision, the fewer
+    posts are blocked outright and the more go to review.
 
     Example:
 
     \b
-        postsieve train training_data/ --out var/models --seed 0
+        postsieve train training_data/ --out var/models --seed 0 --block-precision 0.999
     """
     out = Path(out_dir) if out_dir else workflow.models_dir()
     started = time.perf_counter()
+    params = TrainParams(seed=seed, block_precision=block_precision, review_recall=review_recall,
+                         off_topic_precision=off_topic_precision)
     try:
-        path = workflow.train_and_save(corpus or workflow.default_corpus(), out, params=TrainParams(seed=seed),
+        path = workflow.train_and_save(corpus or workflow.default_corpus(), out, params=params,
                                        progress=_progress, activate=not no_activate)
     except (ClassifierError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

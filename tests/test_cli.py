@@ -86,6 +86,21 @@ def test_train_writes_an_active_version(models):
     assert manifest["params"]["seed"] == 3
 
 
+
+def test_train_takes_the_threshold_targets(models, corpus_file, tmp_path):
+    """They could be changed only in code, though the notebook says to change them and retrain."""
+    out = tmp_path / "models"
+    run("train", str(corpus_file), "--out", str(out), "--seed", "3", "--review-recall", "0.5",
+        "--block-precision", "1.0")
+    manifest = json.loads((active_dir(out) / "manifest.json").read_text())
+    default = json.loads((active_dir(models) / "manifest.json").read_text())
+    assert manifest["params"]["review_recall"] == 0.5 and manifest["params"]["block_precision"] == 1.0
+    # catching half the spam needs a cut-off at least as high as catching 90 % of it
+    assert manifest["thresholds"]["spam_review"] >= default["thresholds"]["spam_review"]
+    refused = run("train", str(corpus_file), "--out", str(out), "--off-topic-precision", "0", check=False)
+    assert refused.returncode == 2 and "0<x<=1.0" in refused.stderr
+
+
 def active_dir(models):
     return models / (models / "ACTIVE").read_text().strip()
 
