@@ -141,3 +141,17 @@ def test_promo_must_be_a_list(tmp_path):
     write(tmp_path / "a.jsonl", [rec(1, "spam", promo=5)])
     with pytest.raises(CorpusError, match="promo must be a list"):
         load_corpus([tmp_path])
+
+
+def test_every_kind_of_the_bundled_corpus_is_a_family_not_a_typo():
+    """A kind is free text: a misspelt one silently starts a kind of its own (DATACARD.md counts
+    it, training reports recall for it). Every kind here names at least ten posts of one label."""
+    from classifier.dataset import bundled_corpus_dir
+
+    counts = load_corpus([bundled_corpus_dir()]).kind_counts()
+    labels_of: dict[str, list[str]] = {}
+    for label, kinds in counts.items():
+        for kind, n in kinds.items():
+            assert n >= 10, f"kind {kind!r} ({label}) has only {n} posts: a typo?"
+            labels_of.setdefault(kind, []).append(label)
+    assert {kind: labels for kind, labels in labels_of.items() if len(labels) > 1} == {}
