@@ -17,7 +17,7 @@ import click
 from . import artifacts, workflow
 from .cli import SEED, cli
 from .database import Database
-from .dataset import is_gzip
+from .dataset import file_format, is_gzip
 from .errors import ClassifierError, CorpusError, StoreError
 from .feedback import FeedbackStore
 from .feedback_io import export_labels, import_labels, read_label_records
@@ -42,15 +42,16 @@ def open_database() -> Database:
 
 
 def _format_of(path: str, explicit: str | None) -> str:
+    """jsonl or csv: labels have no Parquet form."""
     if explicit:
         return explicit
-    name = path.lower()
-    name = name[:-3] if is_gzip(name) else name
-    if name.endswith(".csv"):
-        return "csv"
-    if name == "-" or name.endswith((".jsonl", ".json", ".ndjson")):
-        return "jsonl"
-    raise click.ClickException(f"{path}: cannot tell the format from the name; use .jsonl or .csv, or --format")
+    try:
+        fmt = file_format(path)
+    except CorpusError:
+        fmt = None
+    if fmt not in ("jsonl", "csv"):
+        raise click.ClickException(f"{path}: cannot tell the format from the name; use .jsonl or .csv, or --format")
+    return fmt
 
 
 def _open_text(path: str, mode: str):

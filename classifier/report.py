@@ -335,12 +335,13 @@ def gate_section(gate: Mapping | None) -> str:
     fail, ok = _Html('<span class="fail">fail</span>'), _Html('<span class="pass">pass</span>')
     rows = []
     for name in ordered:
+        if name == "min_labels":  # held-out labels the gate had, against the least it judges on (counts)
+            rows.append((name, "-" if labels is None else str(labels), "-", "-", str(least), fail if too_few else ok))
+            continue
         c, a = candidate.get(name), current.get(name)
         delta = c - a if _is_number(c) and _is_number(a) else None
         named = re.compile(rf"(?<![\w]){re.escape(name)}(?![\w])")
-        if name == "min_labels":  # held-out labels the gate had, against the least it judges on
-            c, result = labels, (fail if too_few else ok)
-        elif any(named.search(f) for f in failures):
+        if any(named.search(f) for f in failures):
             result = fail
         elif name not in margins:
             result = "not gated"
@@ -350,9 +351,6 @@ def gate_section(gate: Mapping | None) -> str:
             result = "not measured"  # the held-out labels cannot measure it
         else:
             result = ok
-        if name == "min_labels":  # counts, not scores
-            rows.append((name, "-" if c is None else str(c), "-", "-", str(least), result))
-            continue
         rows.append((name, _num(c), _num(a), _num(delta, signed=True), _num(margins.get(name)), result))
     body = (f'<p class="verdict {cls}">Gate {_text(verdict)}: {_text(against)}.</p>\n' +
             _table(["metric", "candidate", "active", "difference", "allowed margin", "result"], rows))

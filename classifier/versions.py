@@ -153,17 +153,24 @@ def _check_version_dir(models_dir: Path, version: str) -> Path:
     return path
 
 
+def _version_manifest(models_dir: Path, version: str) -> tuple[Path, dict]:
+    """The folder and manifest of `version`, refusing a folder whose manifest names another version:
+    servers and the history know a version by its folder's name, and a renamed copy would make
+    every server reload it on every check."""
+    path = _check_version_dir(models_dir, version)
+    manifest = artifacts.read_manifest(path)
+    if manifest["version"] != version:
+        raise ArtifactError(f"{path} is not version {version}: its manifest names version {manifest['version']} "
+                            f"(a copied or renamed version folder); a version directory must keep the name it "
+                            f"was saved under")
+    return path, manifest
+
+
 def _switch(models_dir: Path, version: str, *, action: str, by: str | None, reason: str | None,
             previous: str | None) -> Activation | None:
     """Verify `version`, point ACTIVE at it and record it (caller holds the switch lock)."""
     try:
-        path = _check_version_dir(models_dir, version)
-        manifest = artifacts.read_manifest(path)
-        if manifest["version"] != version:
-            # Servers and the history know a version by its directory name; a renamed copy would
-            # make every server reload it on every check.
-            raise ArtifactError(f"{path} holds version {manifest['version']}; a version directory "
-                                f"must keep the name it was saved under")
+        _version_manifest(models_dir, version)
         artifacts.set_active(models_dir, version)  # loads it completely before switching
     except (ArtifactError, OSError) as exc:
         still = f"ACTIVE still names {previous}" if previous else "ACTIVE unchanged"
@@ -304,11 +311,7 @@ def describe(models_dir: str | Path, version: str | None = None) -> dict:
     version = version or active
     if version is None:
         raise ArtifactError(f"no model in {models_dir}")
-    path = _check_version_dir(models_dir, version)
-    manifest = artifacts.read_manifest(path)
-    if manifest["version"] != version:
-        raise ArtifactError(f"{path} is not version {version}: its manifest names version {manifest['version']} "
-                            f"(a copied or renamed version folder)")
+    path, manifest = _version_manifest(models_dir, version)
     try:
         artifacts.verify_model_file(path, manifest)
         file_problem = None

@@ -9,8 +9,9 @@ from flask.json.provider import DefaultJSONProvider
 from classifier.database import Database
 from classifier.decision import TrustPolicy
 from classifier.feedback import FeedbackStore
+from classifier.outages import OutageLog
 from classifier.registry import ModelRegistry
-from classifier.stats import DecisionLog, OutageLog
+from classifier.stats import DecisionLog
 
 from . import admin, akismet, api
 from .config import load_config

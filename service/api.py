@@ -33,11 +33,12 @@ def ext(name: str):
 
 
 def current_model():
+    registry = ext("registry")
     try:
-        model = ext("registry").current()
+        model = registry.current()
     except ArtifactError as exc:
         raise APIError(503, f"no model available: {exc}") from None
-    ext("metrics").serving(model.version, ext("registry").last_error is not None)
+    ext("metrics").serving(model.version, registry.last_error is not None)
     return model
 
 

@@ -23,7 +23,7 @@ from classifier.database import Database
 from classifier.errors import ClassifierError, StoreError
 from classifier.feedback import identifier_problem
 from classifier.schema import api_keys
-from classifier.stats import OutageLog
+from classifier.outages import OutageLog
 
 #: `admin` implies the other two.
 SCOPES = ("classify", "feedback", "admin")

@@ -75,6 +75,13 @@ def tiny_examples() -> list[Example]:
     return out
 
 
+def flip_a_byte(path) -> None:
+    """Tamper with a file as a bad copy would: one byte in its middle inverted."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def save_for_test(model, root, created=None):
     """Save a model as a version under `root` with placeholder training facts.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import save_for_test
+from tests.conftest import flip_a_byte, save_for_test
 
 pytestmark = pytest.mark.e2e
 POSTSIEVE = str(Path(sys.executable).with_name("postsieve"))
@@ -78,9 +78,7 @@ def test_models_dir_from_the_environment(models):
 def test_a_tampered_version_is_refused_with_one_line(models):
     root, v1, v2 = models
     path = root / v2 / "model.joblib"
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_a_byte(path)
     history = (root / "history.jsonl").read_bytes()
     line = one_error_line(run("models", "activate", v2, "--dir", str(root), check=False))
     assert f"{v2} not activated (ACTIVE still names {v1})" in line and "does not match the manifest" in line
@@ -123,9 +121,7 @@ def test_show_refuses_a_copied_version_folder_in_one_line(models):
 def test_show_flags_an_active_version_that_fails_its_check(models):
     root, v1, v2 = models
     path = root / v1 / "model.joblib"
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_a_byte(path)
     shown = run("models", "show", "--dir", str(root)).stdout
     assert f"version:      {v1}  (active, but it fails its check: servers refuse to load it)" in shown
     assert "cannot load:" in shown and "does not match the manifest" in shown

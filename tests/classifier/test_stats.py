@@ -266,7 +266,7 @@ def test_an_outage_log_reminds_while_it_lasts_and_names_a_new_cause_at_once(capl
     import time
 
     from classifier.errors import StoreError
-    from classifier.stats import OutageLog
+    from classifier.outages import OutageLog
 
     outage = OutageLog("checking things", logging.getLogger("test.outage"), remind_every=0.2)
     for _ in range(3):

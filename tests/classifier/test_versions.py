@@ -6,7 +6,7 @@ import pytest
 
 from classifier import artifacts, versions
 from classifier.errors import ActivationError, ArtifactError, ArtifactTampered
-from tests.conftest import save_for_test
+from tests.conftest import flip_a_byte, save_for_test
 
 
 def save(model, root, minute):
@@ -67,12 +67,6 @@ def test_activating_the_active_version_records_nothing(three):
     assert active(root) == v1
 
 
-def _flip_bytes(path):
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
 def _edit_manifest(path, change):
     manifest = json.loads((path / "manifest.json").read_text())
     change(manifest)
@@ -80,7 +74,7 @@ def _edit_manifest(path, change):
 
 
 @pytest.mark.parametrize("breakage, message", [
-    (lambda p: _flip_bytes(p / "model.joblib"), "does not match the manifest"),
+    (lambda p: flip_a_byte(p / "model.joblib"), "does not match the manifest"),
     (lambda p: (p / "model.joblib").unlink(), "model.joblib is missing"),
     (lambda p: (p / "manifest.json").write_text("{}"), "missing or not"),
     (lambda p: _edit_manifest(p, lambda m: m["libraries"].update({"scikit-learn": "0.1"})), "scikit-learn 0.1"),
@@ -101,7 +95,7 @@ def test_a_broken_version_is_refused_and_nothing_changes(three, breakage, messag
 
 def test_tampering_is_reported_as_such(three):
     root, (_, v2, _) = three
-    _flip_bytes(root / v2 / "model.joblib")
+    flip_a_byte(root / v2 / "model.joblib")
     with pytest.raises(ActivationError) as caught:
         versions.activate(root, v2)
     assert isinstance(caught.value.__cause__, ArtifactTampered)
@@ -191,7 +185,7 @@ def test_rollback_after_a_hand_edit_of_active_returns_to_the_last_recorded(three
 def test_rollback_to_a_broken_version_is_refused(three):
     root, (v1, v2, _) = three
     versions.activate(root, v2)
-    _flip_bytes(root / v1 / "model.joblib")
+    flip_a_byte(root / v1 / "model.joblib")
     with pytest.raises(ActivationError, match="does not match the manifest"):
         versions.rollback(root)
     assert active(root) == v2
@@ -305,7 +299,7 @@ def test_describe_refuses_a_copied_version_folder(three):
 def test_describe_says_when_the_model_file_fails_its_hash(three):
     root, (v1, v2, _) = three
     assert versions.describe(root, v2)["model_file_problem"] is None
-    _flip_bytes(root / v1 / "model.joblib")
+    flip_a_byte(root / v1 / "model.joblib")
     info = versions.describe(root)
     assert info["active"] is True and "does not match the manifest" in info["model_file_problem"]
     (root / v2 / "model.joblib").unlink()

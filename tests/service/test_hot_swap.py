@@ -26,7 +26,7 @@ import pytest
 from classifier import artifacts, versions
 from classifier.types import DECISIONS, LABELS
 from service import create_app
-from tests.conftest import save_for_test
+from tests.conftest import flip_a_byte, save_for_test
 
 POSTSIEVE = str(Path(sys.executable).with_name("postsieve"))
 CONTRACT = ["id", "label", "decision", "scores", "highlights", "reasons", "model_version", "truncated"]
@@ -35,12 +35,6 @@ CONTRACT = ["id", "label", "decision", "scores", "highlights", "reasons", "model
 def two_versions(model, root):
     return [save_for_test(model, root, created=datetime(2026, 1, 1, 0, m, tzinfo=timezone.utc)).name
             for m in (1, 2)]
-
-
-def flip_a_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 def point_active(root: Path, version: str) -> None:
